@@ -1,0 +1,1 @@
+"""Forward gradients, the cost of automatic differentiation, and its behaviour at kinks."""

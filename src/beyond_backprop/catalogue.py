@@ -1,0 +1,165 @@
+"""The notebook catalogue: one entry per paper result, with its profile parameters.
+
+Each notebook's ``parameters`` cell holds the smoke profile. The ``profiles``
+mapping of an entry holds what papermill injects for the other profiles
+(``profile``, ``device``, ``seed``, ``data_dir`` and ``output_dir`` are added
+by the pipeline). ``minutes`` is the expected wall time per profile on the
+reference machine (2 CPU cores for smoke and quick, one H100 for full).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "quick", "full")
+PAPERS = {
+    "A": "Rostami & Kia, Frank-Wolfe with projected forward gradients (arXiv 2403.12511)",
+    "B": "Bolte, Boustany, Pauwels, Pesquet-Popescu, nonsmooth AD complexity (arXiv 2206.01730)",
+    "C": "Wang, Li, Zhao, mDLAM (Neurocomputing 2022)",
+    "D": "Wang, Li, Zhao, dlADMM (KDD 2019; arXiv 2112.11619)",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One paper result: its notebook, cost per profile, required datasets, profile parameters.
+
+    ``datasets`` are the ones the notebook cannot run without (checked before
+    anything runs); optional ones (PubMed, full MNIST, ...) are reported by the
+    notebook as not testable when missing.
+    """
+
+    id: str
+    title: str
+    notebook: str
+    minutes: dict[str, float]
+    wants_gpu: bool = False
+    datasets: tuple[str, ...] = ()
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def paper(self) -> str:
+        return self.id[0]
+
+    def parameters(self, profile: str) -> dict[str, Any]:
+        """Profile-specific parameters; smoke is the notebook's own defaults."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+        return dict(self.profiles.get(profile, {}))
+
+
+CATALOGUE: tuple[Entry, ...] = (
+    Entry(
+        "A1", "Convex constrained least squares: PFG-FW floor vs averaged PFG-FW",
+        "A1_convex_frank_wolfe.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0},
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "A2", "Nonconvex MLP training under per-layer constraints",
+        "A2_nonconvex_mlp_frank_wolfe.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 10.0}, datasets=("fashion-mnist", "mnist-subset"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "A3", "Memory and time: forward-gradient vs backprop training",
+        "A3_memory_and_time.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "B1", "Cheap gradient principle: backward time over function time",
+        "B1_cheap_gradient.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "B2", "Forward mode: full gradient costs about p evaluations",
+        "B2_forward_mode_cost.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "B3", "Many directional derivatives vs one matrix product",
+        "B3_directional_derivatives.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "B4", "Kinks: what AD returns at nondifferentiable points",
+        "B4_kinks.ipynb",
+        minutes={"smoke": 0.1, "quick": 0.5, "full": 1.0},
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "B5", "Hardness: same function, different AD outputs",
+        "B5_hardness.ipynb",
+        minutes={"smoke": 0.1, "quick": 0.5, "full": 1.0},
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "C1", "mDLAM convergence: monotone objective with and without acceleration",
+        "C1_mdlam_convergence.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, datasets=("cora", "citeseer"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "C2", "mDLAM accuracy against gradient baselines and dlADMM",
+        "C2_mdlam_accuracy.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, datasets=("cora", "citeseer"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "C3", "mDLAM runtime against width and rho",
+        "C3_mdlam_runtime.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, datasets=("cora", "citeseer"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "C4", "mDLAM sensitivity to rho and epsilon0",
+        "C4_mdlam_sensitivity.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, datasets=("cora", "citeseer"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "D1", "dlADMM convergence at rho=1 and rho=1e-6",
+        "D1_dladmm_convergence.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "D2", "dlADMM accuracy against five baselines",
+        "D2_dladmm_accuracy.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 10.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "D3", "dlADMM runtime against width and training size",
+        "D3_dladmm_runtime.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",
+        "D4_dladmm_gcn.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 3.0}, datasets=("cora", "citeseer"),
+        profiles={"quick": {}, "full": {}},
+    ),
+    Entry(
+        "D5", "dlADMM sensitivity to rho and its schedule",
+        "D5_dladmm_rho.ipynb",
+        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0}, wants_gpu=True,
+        profiles={"quick": {}, "full": {}},
+    ),
+)
+
+
+def entry(identifier: str) -> Entry:
+    """The entry for an id (``A1``) or notebook name (``A1_convex_frank_wolfe``)."""
+    key = identifier.removesuffix(".ipynb").lower()
+    for candidate in CATALOGUE:
+        if key in (candidate.id.lower(), candidate.notebook.removesuffix(".ipynb").lower()):
+            return candidate
+    known = ", ".join(e.id for e in CATALOGUE)
+    raise KeyError(f"unknown notebook {identifier!r}; expected one of {known} (see --list)")

@@ -1,0 +1,1 @@
+"""One function per experiment: the sweeps that each notebook calls."""

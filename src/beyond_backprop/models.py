@@ -1,0 +1,58 @@
+"""MLP and GCN definitions shared by the papers."""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def mlp(widths: list[int], activation: str = "relu", bias: bool = True) -> nn.Sequential:
+    """``Linear(w0, w1) → act → … → Linear(w_{L-1}, w_L)``; no activation after the last layer."""
+    if len(widths) < 2 or any(int(w) < 1 for w in widths):
+        raise ValueError(f"invalid widths {widths!r}; expected at least two positive sizes")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"invalid activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(n_in, n_out, bias=bias))
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def sparse_tensor(matrix: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A scipy sparse matrix as a torch sparse CSR tensor (float32) on ``device``."""
+    csr = sp.csr_matrix(matrix, dtype="float32")
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(csr.indptr).long(), torch.from_numpy(csr.indices).long(),
+        torch.from_numpy(csr.data), size=csr.shape, device=device,
+    )
+
+
+class GCN(nn.Module):
+    """Two-layer graph convolutional network (Kipf & Welling): ``Â relu(Â X W1 + b1) W2 + b2``.
+
+    Args:
+        adjacency: the propagation matrix Â (for example ``data.normalized_adjacency``), n×n.
+        widths: ``[in_features, hidden, classes]``.
+    """
+
+    def __init__(self, adjacency: torch.Tensor, widths: list[int], bias: bool = True) -> None:
+        super().__init__()
+        if len(widths) != 3:
+            raise ValueError(f"invalid widths {widths!r}; a two-layer GCN takes [in, hidden, classes]")
+        self.register_buffer("adjacency", adjacency, persistent=False)
+        self.first = nn.Linear(widths[0], widths[1], bias=False)
+        self.second = nn.Linear(widths[1], widths[2], bias=False)
+        self.first_bias = nn.Parameter(torch.zeros(widths[1])) if bias else None
+        self.second_bias = nn.Parameter(torch.zeros(widths[2])) if bias else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.adjacency @ self.first(features)
+        if self.first_bias is not None:
+            hidden = hidden + self.first_bias
+        out = self.adjacency @ self.second(torch.relu(hidden))
+        return out if self.second_bias is None else out + self.second_bias

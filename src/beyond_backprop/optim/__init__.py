@@ -1,0 +1,1 @@
+"""Frank-Wolfe with projected forward gradients, dlADMM, mDLAM and the ADMM baselines."""

@@ -1,0 +1,267 @@
+"""Tidy metric tables and the claims ledger.
+
+A claim is data with a rule: the verdict is computed from the measurement by
+the rule, never typed in.
+
+>>> Claim("X1.1", paper="D", statement="accuracy about 0.9", paper_value="0.9 (Fig. 4)",
+...       measured=0.91, rule=AtLeast(0.85, partly=0.8)).verdict
+'reproduced'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+REPRODUCED = "reproduced"
+PARTLY = "partly"
+NOT_REPRODUCED = "not reproduced"
+NOT_TESTABLE = "not testable here"
+FAILED = "failed"  # set by the pipeline when a notebook did not finish
+VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTABLE)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of the verdict rules: ``evaluate(measured) -> (verdict, reason)``."""
+
+    def evaluate(self, measured: float | None) -> tuple[str, str]:
+        if measured is None or (isinstance(measured, float) and math.isnan(measured)):
+            return NOT_REPRODUCED, "no measurement was produced"
+        return self._evaluate(float(measured))
+
+    def _evaluate(self, measured: float) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AtLeast(Rule):
+    """Reproduced when measured ≥ ``threshold``; partly when ≥ ``partly``."""
+
+    threshold: float
+    partly: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.partly is not None and self.partly > self.threshold:
+            raise ValueError(f"invalid partly {self.partly!r}; expected <= threshold {self.threshold!r}")
+
+    def _evaluate(self, measured: float) -> tuple[str, str]:
+        if measured >= self.threshold:
+            return REPRODUCED, f"{_fmt(measured)} >= {_fmt(self.threshold)}"
+        if self.partly is not None and measured >= self.partly:
+            return PARTLY, f"{_fmt(self.partly)} <= {_fmt(measured)} < {_fmt(self.threshold)}"
+        return NOT_REPRODUCED, f"{_fmt(measured)} < {_fmt(self.partly if self.partly is not None else self.threshold)}"
+
+    def describe(self) -> str:
+        extra = f" (partly >= {_fmt(self.partly)})" if self.partly is not None else ""
+        return f">= {_fmt(self.threshold)}{extra}"
+
+
+@dataclass(frozen=True)
+class AtMost(Rule):
+    """Reproduced when measured ≤ ``threshold``; partly when ≤ ``partly``."""
+
+    threshold: float
+    partly: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.partly is not None and self.partly < self.threshold:
+            raise ValueError(f"invalid partly {self.partly!r}; expected >= threshold {self.threshold!r}")
+
+    def _evaluate(self, measured: float) -> tuple[str, str]:
+        if measured <= self.threshold:
+            return REPRODUCED, f"{_fmt(measured)} <= {_fmt(self.threshold)}"
+        if self.partly is not None and measured <= self.partly:
+            return PARTLY, f"{_fmt(self.threshold)} < {_fmt(measured)} <= {_fmt(self.partly)}"
+        return NOT_REPRODUCED, f"{_fmt(measured)} > {_fmt(self.partly if self.partly is not None else self.threshold)}"
+
+    def describe(self) -> str:
+        extra = f" (partly <= {_fmt(self.partly)})" if self.partly is not None else ""
+        return f"<= {_fmt(self.threshold)}{extra}"
+
+
+@dataclass(frozen=True)
+class Between(Rule):
+    """Reproduced when ``lo ≤ measured ≤ hi``; partly inside the looser ``partly=(lo, hi)``."""
+
+    lo: float
+    hi: float
+    partly: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ValueError(f"invalid interval [{self.lo!r}, {self.hi!r}]; expected lo <= hi")
+        if self.partly is not None and not (self.partly[0] <= self.lo and self.hi <= self.partly[1]):
+            raise ValueError(f"invalid partly {self.partly!r}; expected an interval containing [{self.lo}, {self.hi}]")
+
+    def _evaluate(self, measured: float) -> tuple[str, str]:
+        if self.lo <= measured <= self.hi:
+            return REPRODUCED, f"{_fmt(measured)} in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
+        if self.partly is not None and self.partly[0] <= measured <= self.partly[1]:
+            return PARTLY, f"{_fmt(measured)} in [{_fmt(self.partly[0])}, {_fmt(self.partly[1])}] only"
+        return NOT_REPRODUCED, f"{_fmt(measured)} outside [{_fmt(self.lo)}, {_fmt(self.hi)}]"
+
+    def describe(self) -> str:
+        extra = f" (partly in [{_fmt(self.partly[0])}, {_fmt(self.partly[1])}])" if self.partly else ""
+        return f"in [{_fmt(self.lo)}, {_fmt(self.hi)}]{extra}"
+
+
+@dataclass(frozen=True)
+class Near(Rule):
+    """Reproduced when |measured − target| ≤ rel·|target|; partly within ``partly``·|target|."""
+
+    target: float
+    rel: float
+    partly: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rel < 0 or (self.partly is not None and self.partly < self.rel):
+            raise ValueError(f"invalid tolerances rel={self.rel!r}, partly={self.partly!r}; expected 0 <= rel <= partly")
+
+    def _evaluate(self, measured: float) -> tuple[str, str]:
+        gap = abs(measured - self.target) / abs(self.target) if self.target else abs(measured)
+        text = f"{_fmt(measured)} vs {_fmt(self.target)} ({gap:.1%} off)"
+        if gap <= self.rel:
+            return REPRODUCED, f"{text} <= {self.rel:.0%}"
+        if self.partly is not None and gap <= self.partly:
+            return PARTLY, f"{text} <= {self.partly:.0%}"
+        return NOT_REPRODUCED, f"{text} > {(self.partly or self.rel):.0%}"
+
+    def describe(self) -> str:
+        extra = f" (partly {self.partly:.0%})" if self.partly is not None else ""
+        return f"within {self.rel:.0%} of {_fmt(self.target)}{extra}"
+
+
+@dataclass(frozen=True)
+class NotTestable(Rule):
+    """The claim cannot be tested here; ``reason`` says why (missing data, no GPU, ...)."""
+
+    reason: str
+
+    def evaluate(self, measured: float | None) -> tuple[str, str]:
+        return NOT_TESTABLE, self.reason
+
+    def describe(self) -> str:
+        return "not testable here"
+
+
+@dataclass
+class Claim:
+    """One paper claim, its measurement, and the rule that gives the verdict."""
+
+    id: str
+    paper: str
+    statement: str
+    paper_value: str
+    measured: float | None
+    rule: Rule
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rule, Rule):
+            raise TypeError(f"invalid rule {self.rule!r}; expected a results.Rule such as AtLeast(0.9)")
+        if isinstance(self.measured, torch.Tensor):
+            self.measured = float(self.measured)
+
+    @property
+    def verdict(self) -> str:
+        return self.rule.evaluate(self.measured)[0]
+
+    @property
+    def reason(self) -> str:
+        return self.rule.evaluate(self.measured)[1]
+
+    def line(self) -> str:
+        """One stable line: id, verdict, measured (3 significant digits), reason."""
+        measured = "-" if self.measured is None else _fmt(float(self.measured))
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.id:<6} {self.verdict:<17} measured {measured}{unit}; {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "paper": self.paper,
+            "statement": self.statement,
+            "paper_value": self.paper_value,
+            "measured": None if self.measured is None else float(self.measured),
+            "unit": self.unit,
+            "rule": self.rule.describe(),
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class ClaimLedger:
+    """The claims of one notebook, saved as ``claims.json``."""
+
+    notebook: str
+    profile: str
+    device: str | torch.device
+    claims: list[Claim] = field(default_factory=list)
+
+    def add(self, claim: Claim) -> Claim:
+        if any(existing.id == claim.id for existing in self.claims):
+            raise ValueError(f"duplicate claim id {claim.id!r} in notebook {self.notebook}")
+        self.claims.append(claim)
+        return claim
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "device": str(self.device),
+            "status": "complete",
+            "claims": [c.to_dict() for c in self.claims],
+        }
+
+    def save(self, output_dir: Path, show: bool = True) -> Path:
+        """Write ``claims.json`` and print one line per claim."""
+        path = Path(output_dir) / "claims.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        if show:
+            for claim in self.claims:
+                print(claim.line())
+        return path
+
+
+class MetricTable:
+    """Tidy rows (one measurement per row) saved as CSV."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, **row: Any) -> None:
+        self._rows.append({k: float(v) if isinstance(v, torch.Tensor) else v for k, v in row.items()})
+
+    def extend(self, frame: pd.DataFrame, **constant: Any) -> None:
+        """Add every row of ``frame`` with the ``constant`` columns set."""
+        for row in frame.to_dict("records"):
+            self.add(**constant, **row)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self._rows)
+
+    def save(self, output_dir: Path, name: str = "metrics") -> Path:
+        path = Path(output_dir) / f"{name}.csv"
+        self.frame.to_csv(path, index=False)
+        return path
+
+
+def load_claims(path: Path) -> dict[str, Any]:
+    """Read a ``claims.json`` written by :meth:`ClaimLedger.save`."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,157 @@
+"""The reproduce CLI: selection, bad input, failures and the report, on tiny fixture notebooks."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from beyond_backprop import catalogue, pipeline, report
+from beyond_backprop.catalogue import Entry
+
+PARAMETERS = '''profile: str = "smoke"
+device: str = "auto"
+seed: int = 0
+data_dir: str = ""
+output_dir: str = ""
+scale: float = 1.0  # a parameter of this notebook
+'''
+
+CLAIMS = '''from beyond_backprop import results, runtime
+out = runtime.prepare_output_dir("Z1", output_dir)
+ledger = results.ClaimLedger("Z1", profile=profile, device=device)
+ledger.add(results.Claim("Z1.1", paper="A", statement="scale is at least one", paper_value="1",
+                         measured=scale, rule=results.AtLeast(1.0)))
+ledger.save(out)
+'''
+
+
+def make_notebook(path: Path, body: str, with_parameters: bool = True) -> None:
+    cells = []
+    if with_parameters:
+        cell = nbformat.v4.new_code_cell(PARAMETERS)
+        cell.metadata["tags"] = ["parameters"]
+        cells.append(cell)
+    cells.append(nbformat.v4.new_code_cell(body))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fixture_catalogue(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    make_notebook(notebooks / "Z1_ok.ipynb", CLAIMS)
+    make_notebook(notebooks / "Z2_broken.ipynb", "raise RuntimeError('shape mismatch')")
+    make_notebook(notebooks / "Z3_no_parameters.ipynb", "print(1)", with_parameters=False)
+    entries = (
+        Entry("Z1", "ok", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
+              profiles={"quick": {"scale": 2.0}}),
+        Entry("Z2", "broken", "Z2_broken.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1}),
+        Entry("Z3", "no parameters", "Z3_no_parameters.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1}),
+        Entry("Z4", "planned", "Z4_planned.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1}),
+        Entry("Z5", "needs data", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
+              datasets=("pubmed",)),
+    )
+    for module in (pipeline, report, catalogue):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
+    monkeypatch.setenv("BEYOND_BACKPROP_DATA", str(tmp_path / "nodata"))
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = pipeline.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["Z9"], "unknown notebook 'Z9'"),
+    (["Z4"], "planned"),
+    ([], "nothing to run"),
+    (["Z1", "--all"], "not both"),
+    (["Z1", "--profile", "huge"], "invalid choice"),
+    (["Z1", "--data-dir", "/nonexistent/folder"], "does not exist"),
+    (["Z1", "-p", "scale=abc"], "expects float"),
+    (["Z1", "-p", "speed=2"], "no parameter 'speed'"),
+    (["Z1", "-p", "scale"], "expected NAME=VALUE"),
+    (["Z1", "--jobs", "0"], "invalid --jobs"),
+    (["Z3"], "lacks the common parameters"),
+    (["Z5"], "Z5 needs dataset 'pubmed'"),
+])
+def test_bad_input_is_one_line_and_exit_2(fixture_catalogue, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err + out
+
+
+def test_cuda_without_a_gpu(fixture_catalogue, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    code, _, err = run(capsys, "Z1", "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_parameters_are_merged_and_checked(fixture_catalogue, capsys, monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or pipeline.Outcome(job.entry.id, "complete", 0.0))
+    code, _, _ = run(capsys, "Z1", "--output", str(tmp_path / "out"), "--seed", "3")
+    assert code == 0
+    params = seen[0].parameters
+    assert params["scale"] == 2.0 and params["profile"] == "quick" and params["seed"] == 3
+    assert params["output_dir"].endswith("Z1")
+    code, _, _ = run(capsys, "z1_ok", "--output", str(tmp_path / "out"), "-p", "scale=3", "--profile", "smoke")
+    assert seen[1].parameters["scale"] == 3.0 and seen[1].parameters["profile"] == "smoke"
+
+
+def test_run_ok_and_broken_notebooks_end_to_end(fixture_catalogue, capsys):
+    output = fixture_catalogue / "out"
+    code, out, err = run(capsys, "Z1", "Z2", "--output", str(output), "--profile", "smoke")
+    assert code == 1
+    assert "Z2 failed at cell" in err and "RuntimeError: shape mismatch" in err
+    claims = json.loads((output / "Z1" / "claims.json").read_text())
+    assert claims["claims"][0]["verdict"] == "reproduced"
+    assert not (output / "Z2" / "claims.json").exists()
+    assert (output / "Z2" / "Z2_broken.ipynb").exists(), "the executed copy of a failed notebook is kept"
+    assert "shape mismatch" in (output / "logs" / "Z2.log").read_text()
+    text = (output / "REPORT.md").read_text()
+    assert "INCOMPLETE" in text and "| Z2 | broken | failed |" in text
+    assert "Z1.1" in text and "**reproduced**" in text
+    manifest = json.loads((output / "Z1" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["parameters"]["profile"] == "smoke"
+
+
+def test_check_reports_a_changed_verdict(fixture_catalogue, capsys, monkeypatch):
+    reference = fixture_catalogue / "outputs" / "quick"
+    code, _, _ = run(capsys, "Z1", "--output", str(reference))
+    assert code == 0
+    code, out, _ = run(capsys, "Z1", "--check")
+    assert code == 0 and "verdicts unchanged" in out
+    code, out, _ = run(capsys, "Z1", "--check", "-p", "scale=0.5")
+    assert code == 1 and "Z1.1: reproduced -> not reproduced" in out
+
+
+def test_readme_table_is_generated_between_markers(fixture_catalogue, tmp_path):
+    output = tmp_path / "o"
+    (output / "Z1").mkdir(parents=True)
+    (output / "Z1" / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    (output / "Z1" / "claims.json").write_text(json.dumps({"claims": [
+        {"id": "Z1.1", "statement": "s", "paper_value": "1", "measured": 2.0, "unit": "", "verdict": "reproduced"}]}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nend\n")
+    assert report.update_readme(readme, output, "quick")
+    text = readme.read_text()
+    assert "| Z1.1 | s | 1 | 2 | reproduced |" in text and "old" not in text and text.endswith("end\n")
+
+
+def test_real_catalogue_entries_match_their_notebooks():
+    """Every ready notebook declares the common parameters and accepts its profile overrides."""
+    for entry in catalogue.CATALOGUE:
+        if not pipeline.is_ready(entry):
+            continue
+        for profile in ("quick", "full"):
+            common = {"profile": profile, "device": "cpu", "seed": 0, "data_dir": "", "output_dir": ""}
+            pipeline.build_parameters(entry, profile, common, {})
