@@ -56,8 +56,8 @@ def test_ledger_writes_json_and_prints_stable_lines(tmp_path, capsys):
                      rule=AtMost(0.55)))
     with pytest.raises(ValueError):
         ledger.add(Claim("X1.1", paper="A", statement="again", paper_value="", measured=1.0, rule=AtMost(1)))
-    path = ledger.save(tmp_path)
-    saved = json.loads(path.read_text())
+    ledger.save(tmp_path)
+    saved = json.loads((tmp_path / "claims.json").read_text())
     assert saved["status"] == "complete"
     assert saved["claims"][0]["verdict"] == results.REPRODUCED
     assert saved["claims"][0]["measured"] == pytest.approx(0.4666666)

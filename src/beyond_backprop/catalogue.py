@@ -53,8 +53,13 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A1", "Convex constrained least squares: PFG-FW floor vs averaged PFG-FW",
         "A1_convex_frank_wolfe.ipynb",
-        minutes={"smoke": 0.1, "quick": 1.0, "full": 5.0},
-        profiles={"quick": {}, "full": {}},
+        minutes={"smoke": 0.5, "quick": 1.5, "full": 15.0},
+        profiles={
+            "quick": {"samples": 1000, "dimension": 200, "iterations": 5000, "sweep_dimensions": [50, 200, 1000],
+                      "sweep_directions": [1, 4, 16], "sweep_iterations": 800},
+            "full": {"samples": 2000, "dimension": 1000, "iterations": 100000, "sweep_dimensions": [50, 200, 1000],
+                     "sweep_directions": [1, 4, 16], "sweep_iterations": 20000},
+        },
     ),
     Entry(
         "A2", "Nonconvex MLP training under per-layer constraints",

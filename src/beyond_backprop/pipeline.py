@@ -233,6 +233,16 @@ def compare_verdicts(reference: Path, fresh: Path, ids: list[str]) -> list[str]:
     return changes
 
 
+def _strip_machine_paths(path: Path) -> None:
+    """Drop papermill's absolute input/output paths from a committed notebook's metadata."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for key in ("input_path", "output_path"):
+        nb.metadata.get("papermill", {}).pop(key, None)
+    nbformat.write(nb, path)
+
+
 def refresh_notebooks(entries: list[Entry], data_dir: str) -> list[Outcome]:
     """Execute the committed notebooks in place at their smoke defaults (for nbval)."""
     import papermill
@@ -246,6 +256,7 @@ def refresh_notebooks(entries: list[Entry], data_dir: str) -> list[Outcome]:
         try:
             papermill.execute_notebook(str(path), str(path), kernel_name=KERNEL, cwd=str(NOTEBOOKS),
                                        progress_bar=False, log_output=False)
+            _strip_machine_paths(path)
             outcomes.append(Outcome(e.id, "complete", (time.perf_counter() - start) / 60))
         except Exception as error:  # report every failure, keep refreshing the others
             outcomes.append(Outcome(e.id, FAILED, (time.perf_counter() - start) / 60,

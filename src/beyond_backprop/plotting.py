@@ -24,14 +24,15 @@ def figure(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[plt.Figure, object
     return plt.subplots(nrows, ncols, figsize=size, layout="constrained", **kwargs)
 
 
-def save_figure(fig: plt.Figure, output_dir: Path, name: str, show: bool = True) -> Path:
-    """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``output_dir``; show it inline once."""
+def save_figure(fig: plt.Figure, output_dir: Path, name: str, show: bool = True) -> None:
+    """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``output_dir``; show it inline once.
+
+    Returns nothing, so that a notebook cell ending with it displays no path.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    png = output_dir / f"{name}.png"
-    fig.savefig(png)
+    fig.savefig(output_dir / f"{name}.png")
     fig.savefig(output_dir / f"{name}.pdf")
     if show:
         plt.show()
     plt.close(fig)
-    return png

@@ -228,14 +228,12 @@ class ClaimLedger:
             "claims": [c.to_dict() for c in self.claims],
         }
 
-    def save(self, output_dir: Path, show: bool = True) -> Path:
-        """Write ``claims.json`` and print one line per claim."""
-        path = Path(output_dir) / "claims.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, output_dir: Path, show: bool = True) -> None:
+        """Write ``output_dir/claims.json`` and print one line per claim (returns nothing, for notebooks)."""
+        (Path(output_dir) / "claims.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         if show:
             for claim in self.claims:
                 print(claim.line())
-        return path
 
 
 class MetricTable:

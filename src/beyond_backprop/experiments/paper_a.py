@@ -1,0 +1,182 @@
+"""Paper A, experiment E1: l1-constrained least squares (Rostami & Kia; spec section 3.2).
+
+f(theta) = (1/2n) ||A theta - b||^2 over ||theta||_1 <= tau, with A_ij ~ N(0, 1/n), a 10-sparse
+theta_true, b = A theta_true + 0.01 N(0, 1) and tau = 0.5 ||theta_true||_1 so that the constraint is
+active and grad f(theta*) != 0. Every method uses gamma_k = 2/(k+8); averaged PFG-FW also uses
+rho_k = 4/(k+8)^(2/3) (the "convex" schedule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..autodiff.forward_gradient import projected_forward_gradient
+from ..optim.constraints import L1Ball
+from ..optim.frank_wolfe import frank_wolfe_update, named_schedule
+
+METHODS = ("exact", "stochastic", "pfg", "averaged-pfg")
+LABELS = {"exact": "FW, exact gradient", "stochastic": "stochastic FW (batch 64)",
+          "pfg": "PFG-FW (plain)", "averaged-pfg": "averaged PFG-FW"}
+
+
+@dataclass(frozen=True)
+class LeastSquares:
+    """The E1 problem and its reference solution."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    theta_true: torch.Tensor
+    ball: L1Ball
+    theta_star: torch.Tensor
+    f_star: float
+
+    @property
+    def dimension(self) -> int:
+        return self.a.shape[1]
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((self.a @ theta - self.b) ** 2).mean()
+
+    def gradient(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        a, b = (self.a, self.b) if rows is None else (self.a[rows], self.b[rows])
+        return a.T @ (a @ theta - b) / a.shape[0]
+
+    def fw_gap(self, theta: torch.Tensor) -> torch.Tensor:
+        """<grad f(theta), theta - LMO(grad f(theta))> with the exact gradient."""
+        g = self.gradient(theta)
+        return g @ (theta - self.ball.lmo(g))
+
+
+def project_l1(v: torch.Tensor, radius: float) -> torch.Tensor:
+    """Euclidean projection onto ||x||_1 <= radius (Duchi et al. 2008, sort-based)."""
+    if v.abs().sum() <= radius:
+        return v.clone()
+    u = v.abs().sort(descending=True).values
+    cumulative = u.cumsum(0)
+    index = torch.arange(1, len(u) + 1, dtype=v.dtype)
+    rho = torch.nonzero(u * index > cumulative - radius).max()
+    shift = (cumulative[rho] - radius) / (rho + 1)
+    return torch.sign(v) * (v.abs() - shift).clamp_min(0)
+
+
+def solve_reference(a: torch.Tensor, b: torch.Tensor, radius: float, iterations: int = 20000) -> torch.Tensor:
+    """theta* by FISTA with the exact l1 projection (step 1/L, L = ||A||_2^2 / n)."""
+    n = a.shape[0]
+    step = n / float(torch.linalg.matrix_norm(a, ord=2) ** 2)
+    x = y = torch.zeros(a.shape[1], dtype=a.dtype)
+    t = 1.0
+    for _ in range(iterations):
+        x_next = project_l1(y - step * a.T @ (a @ y - b) / n, radius)
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        y = x_next + (t - 1) / t_next * (x_next - x)
+        x, t = x_next, t_next
+    return x
+
+
+def least_squares_problem(n: int, d: int, *, sparsity: int = 10, noise: float = 0.01,
+                          radius_fraction: float = 0.5, seed: int = 0,
+                          reference_iterations: int = 5000) -> LeastSquares:
+    """Draw the E1 problem (float64) and solve it to high accuracy."""
+    if not 1 <= sparsity <= d:
+        raise ValueError(f"invalid sparsity {sparsity!r}; expected 1 <= sparsity <= d = {d}")
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, d, generator=gen, dtype=torch.float64) / n ** 0.5
+    theta_true = torch.zeros(d, dtype=torch.float64)
+    support = torch.randperm(d, generator=gen)[:sparsity]
+    theta_true[support] = torch.randn(sparsity, generator=gen, dtype=torch.float64)
+    b = a @ theta_true + noise * torch.randn(n, generator=gen, dtype=torch.float64)
+    radius = radius_fraction * float(theta_true.abs().sum())
+    theta_star = solve_reference(a, b, radius, reference_iterations)
+    problem = LeastSquares(a, b, theta_true, L1Ball(d, radius=radius), theta_star, 0.0)
+    return LeastSquares(a, b, theta_true, problem.ball, theta_star, float(problem.loss(theta_star)))
+
+
+def run_frank_wolfe(problem: LeastSquares, method: str, iterations: int, *, directions: int = 1,
+                    batch: int = 64, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """One run from theta_0 = 0; one row per iteration k = 1..K.
+
+    Columns: ``optimality_gap`` f(theta_k) - f*, ``fw_gap`` (exact gradient), ``estimate_error``
+    ||d_k - grad f(theta_{k-1})||^2 of the direction the LMO saw, ``gradient_norm2`` ||grad f||^2.
+    """
+    if method not in METHODS:
+        raise ValueError(f"invalid method {method!r}; expected one of {', '.join(METHODS)}")
+    gen = torch.Generator().manual_seed(seed)
+    gamma, rho = named_schedule("convex")
+    theta = torch.zeros(problem.dimension, dtype=torch.float64)
+    direction: list[torch.Tensor | None] = [None]
+    loss_of = lambda p: problem.loss(p["theta"])  # noqa: E731
+    records = torch.empty(iterations, 4, dtype=torch.float64)
+    for k in tqdm(range(iterations), desc=method, disable=not progress, leave=False):
+        exact = problem.gradient(theta)
+        if method == "exact":
+            estimate = exact
+        elif method == "stochastic":
+            estimate = problem.gradient(theta, torch.randint(0, len(problem.b), (batch,), generator=gen))
+        else:
+            estimate = projected_forward_gradient(loss_of, {"theta": theta}, directions=directions,
+                                                  generator=gen)[1]["theta"]
+        step_rho = rho(k) if method == "averaged-pfg" else 1.0
+        direction, _ = frank_wolfe_update([theta], [estimate], direction, [problem.ball], gamma=gamma(k), rho=step_rho)
+        records[k, 0] = problem.loss(theta) - problem.f_star
+        records[k, 1] = problem.fw_gap(theta)
+        records[k, 2] = ((direction[0] - exact) ** 2).sum()
+        records[k, 3] = (exact ** 2).sum()
+    frame = pd.DataFrame(records.numpy(), columns=["optimality_gap", "fw_gap", "estimate_error", "gradient_norm2"])
+    frame.insert(0, "iteration", np.arange(1, iterations + 1))
+    return frame
+
+
+def compare_methods(problem: LeastSquares, iterations: int, *, seed: int = 0) -> pd.DataFrame:
+    """Every method of :data:`METHODS` on one problem, stacked with a ``method`` column."""
+    runs = [run_frank_wolfe(problem, m, iterations, seed=seed).assign(method=m) for m in tqdm(METHODS, desc="methods")]
+    return pd.concat(runs, ignore_index=True)
+
+
+def floor_sweep(dimensions: list[int], direction_counts: list[int], *, n: int, iterations: int,
+                seed: int = 0) -> pd.DataFrame:
+    """Plain PFG-FW's floor: mean optimality gap over the second half of the run, per (d, m)."""
+    rows = []
+    for d in tqdm(dimensions, desc="dimensions"):
+        problem = least_squares_problem(n, d, seed=seed)
+        initial = float(problem.loss(torch.zeros(d, dtype=torch.float64))) - problem.f_star
+        for m in direction_counts:
+            run = run_frank_wolfe(problem, "pfg", iterations, directions=m, seed=seed, progress=False)
+            rows.append({"dimension": d, "directions": m, "initial_gap": initial,
+                         "floor": float(run["optimality_gap"].iloc[iterations // 2:].mean())})
+    return pd.DataFrame(rows)
+
+
+def log_spaced(frame: pd.DataFrame, points: int = 80) -> pd.DataFrame:
+    """Rows at about ``points`` log-spaced iterations (for plots and metrics files)."""
+    last = int(frame["iteration"].max())
+    keep = np.unique(np.geomspace(1, last, points).round().astype(int))
+    return frame[frame["iteration"].isin(keep)]
+
+
+def tail_slope(frame: pd.DataFrame, column: str, decade: float = 10.0) -> float:
+    """Least-squares slope of log(column) against log(iteration) over the last decade of iterations.
+
+    Entries at or below 0 (a gap that reached f* to machine precision) are left out; NaN if fewer
+    than 10 remain.
+    """
+    last = frame["iteration"].max()
+    tail = frame[(frame["iteration"] >= last / decade) & (frame[column] > 0)]
+    if len(tail) < 10:
+        return float("nan")
+    return float(np.polyfit(np.log(tail["iteration"]), np.log(tail[column]), 1)[0])
+
+
+def floor_exponent(sweep: pd.DataFrame) -> float:
+    """Slope of log(floor) against log(d/m): the theory bound predicts 1/2."""
+    ratio = sweep["dimension"] / sweep["directions"]
+    return float(np.polyfit(np.log(ratio), np.log(sweep["floor"]), 1)[0])
+
+
+def variance_ratio(run: pd.DataFrame, dimension: int, directions: int = 1) -> float:
+    """Mean ||phi - grad f||^2 over the run, divided by its Gaussian closed form (d+1)/m ||grad f||^2."""
+    return float(run["estimate_error"].mean() / ((dimension + 1) / directions * run["gradient_norm2"]).mean())

@@ -1,0 +1,77 @@
+"""Projected forward gradients against torch.autograd: unbiasedness and the second moment."""
+
+import math
+
+import pytest
+import torch
+
+from beyond_backprop import models
+from beyond_backprop.autodiff import forward_gradient as fg
+
+
+def quadratic_setup(d=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(30, d, generator=g, dtype=torch.float64)
+    b = torch.randn(30, generator=g, dtype=torch.float64)
+    theta = {"w": torch.randn(d, generator=g, dtype=torch.float64)}
+    loss = lambda p: 0.5 * ((a @ p["w"] - b) ** 2).mean()  # noqa: E731
+    w = theta["w"].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss({"w": w}), w)
+    return loss, theta, grad
+
+
+@pytest.mark.parametrize("kind", fg.DIRECTIONS)
+def test_unbiased_against_autograd(kind):
+    """Mean of N samples: ||mean - grad|| <= 5 sigma/sqrt(N), sigma^2 = E||phi - grad||^2 <= (d+1)||grad||^2."""
+    loss, theta, grad = quadratic_setup()
+    n, d = 4000, grad.numel()
+    _, phi = fg.projected_forward_gradient(loss, theta, directions=n, kind=kind,
+                                           generator=torch.Generator().manual_seed(1))
+    mean = phi["w"]  # the average over n directions is the sample mean of n single-direction estimates
+    tolerance = 5 * math.sqrt((d + 1) / n) * float(grad.norm())
+    assert float((mean - grad).norm()) < tolerance
+    assert float(torch.nn.functional.cosine_similarity(mean, grad, dim=0)) > 0.9
+
+
+@pytest.mark.parametrize("kind, factor", [("gaussian", lambda d: d + 2), ("rademacher", lambda d: d)])
+def test_second_moment_closed_form(kind, factor):
+    loss, theta, grad = quadratic_setup(d=10)
+    gen = torch.Generator().manual_seed(2)
+    samples = torch.stack([fg.projected_forward_gradient(loss, theta, kind=kind, generator=gen)[1]["w"]
+                           for _ in range(6000)])
+    second = float((samples ** 2).sum(1).mean())
+    expected = factor(10) * float(grad.norm() ** 2)
+    assert second == pytest.approx(expected, rel=0.08)
+
+
+def test_module_loss_single_direction_is_exact_directional_derivative():
+    """<grad, u> from the JVP equals autograd's gradient dotted with the same u."""
+    torch.manual_seed(0)
+    model = models.mlp([6, 5, 3])
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, x, y)
+    params = fg.model_parameters(model)
+    gen_state = torch.Generator().manual_seed(5)
+    tangents = fg.sample_directions(params, 1, "gaussian", torch.Generator().manual_seed(5))
+    loss, phi = fg.projected_forward_gradient(loss_of, params, generator=gen_state)
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), list(model.parameters()))
+    slope = sum(float((g * tangents[k][0]).sum()) for k, g in zip(params, grads))
+    for k in params:
+        torch.testing.assert_close(phi[k], slope * tangents[k][0], rtol=1e-4, atol=1e-6)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(model(x), y)))
+
+
+def test_no_autograd_graph_is_built():
+    model = models.mlp([4, 3])
+    params = {k: v.detach().requires_grad_(True) for k, v in fg.model_parameters(model).items()}
+    loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, torch.randn(2, 4), torch.tensor([0, 1]))
+    loss, phi = fg.projected_forward_gradient(loss_of, params, generator=torch.Generator().manual_seed(0))
+    assert loss.grad_fn is None and all(t.grad_fn is None for t in phi.values())
+
+
+def test_bad_arguments():
+    loss, theta, _ = quadratic_setup()
+    with pytest.raises(ValueError):
+        fg.projected_forward_gradient(loss, theta, directions=0)
+    with pytest.raises(ValueError):
+        fg.sample_directions(theta, 1, "sphere")

@@ -1,0 +1,104 @@
+"""Frank-Wolfe: the textbook O(1/k) bound, feasibility of iterates, class vs functional core."""
+
+import pytest
+import torch
+
+from beyond_backprop.optim import constraints as C
+from beyond_backprop.optim.frank_wolfe import FrankWolfe, frank_wolfe_update, named_schedule
+
+
+def problem(d=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(60, d, generator=g, dtype=torch.float64) / 60 ** 0.5
+    b = a @ torch.randn(d, generator=g, dtype=torch.float64)
+    return a, b
+
+
+def f(a, b, x):
+    return 0.5 * ((a @ x - b) ** 2).sum()
+
+
+def test_exact_fw_meets_the_textbook_bound():
+    """f(x_k) - f* <= 2 L D^2 / (k + 2) with gamma_k = 2/(k+2) (Jaggi 2013)."""
+    a, b = problem()
+    ball = C.L1Ball(30, radius=1.0)
+    lipschitz = float(torch.linalg.matrix_norm(a, ord=2) ** 2)
+    x_star = torch.zeros(30, dtype=torch.float64)
+    for k in range(20000):  # a long exact FW run gives f* to high accuracy
+        frank_wolfe_update([x_star], [a.T @ (a @ x_star - b)], [None], [ball], gamma=2 / (k + 2), rho=1)
+    f_star = float(f(a, b, x_star))
+    x = torch.zeros(30, dtype=torch.float64)
+    for k in range(200):
+        frank_wolfe_update([x], [a.T @ (a @ x - b)], [None], [ball], gamma=2 / (k + 2), rho=1)
+        bound = 2 * lipschitz * ball.diameter ** 2 / (k + 1 + 2)
+        assert float(f(a, b, x)) - f_star <= bound + 1e-12
+    assert float(f(a, b, x)) - f_star < 0.05 * 2 * lipschitz * ball.diameter ** 2 / 202
+
+
+def test_fw_gap_bounds_the_optimality_gap_for_convex_f():
+    a, b = problem(seed=1)
+    ball = C.L2Ball(30, radius=0.5)
+    x = torch.zeros(30, dtype=torch.float64)
+    for k in range(300):
+        frank_wolfe_update([x], [a.T @ (a @ x - b)], [None], [ball], gamma=2 / (k + 2), rho=1)
+    grad = a.T @ (a @ x - b)
+    _, gap = frank_wolfe_update([x.clone()], [grad], [None], [ball], gamma=0.0, rho=1)
+    # f(x) - f* <= gap; with the L2 ball, f* is also reached by projected gradient
+    y = torch.zeros(30, dtype=torch.float64)
+    step = 1 / float(torch.linalg.matrix_norm(a, ord=2) ** 2)
+    for _ in range(5000):
+        y = ball.shift_inside(y - step * a.T @ (a @ y - b))
+    assert 0 <= float(f(a, b, x)) - float(f(a, b, y)) <= float(gap) + 1e-10
+
+
+@pytest.mark.parametrize("kind", C.SETS)
+@pytest.mark.parametrize("averaging", [False, True])
+def test_iterates_stay_feasible_with_noisy_directions(kind, averaging):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(12))
+    constraint = C.make_set(kind, 12, diameter=1.0, p=3.0, k_fraction=0.25)
+    with torch.no_grad():
+        w.copy_(constraint.shift_inside(w))
+    opt = FrankWolfe([{"params": [w], "constraint": constraint}], schedule="convex", averaging=averaging)
+    for _ in range(50):
+        w.grad = torch.randn(12) * 10
+        opt.step()
+        assert constraint.contains(w.detach())
+        assert torch.isfinite(opt.fw_gap)
+
+
+def test_class_and_functional_core_in_lockstep():
+    torch.manual_seed(1)
+    w = torch.nn.Parameter(torch.randn(8) * 0.01)
+    x = w.detach().clone()
+    ball = C.KSparsePolytope(8, 3, radius=0.2)
+    opt = FrankWolfe([{"params": [w], "constraint": ball}], schedule="nonconvex", averaging=True)
+    gamma, rho = named_schedule("nonconvex")
+    direction = [None]
+    for k in range(25):
+        g = torch.randn(8)
+        w.grad = g.clone()
+        opt.step()
+        direction, gap = frank_wolfe_update([x], [g], direction, [ball], gamma=gamma(k), rho=rho(k))
+        torch.testing.assert_close(w.detach(), x)
+        torch.testing.assert_close(opt.fw_gap, gap)
+
+
+def test_fw_gap_is_nonnegative_for_the_direction_used():
+    ball = C.L1Ball(10, radius=1.0)
+    x = ball.shift_inside(torch.randn(10))
+    for _ in range(20):
+        _, gap = frank_wolfe_update([x], [torch.randn(10)], [None], [ball], gamma=0.1, rho=1)
+        assert float(gap) >= -1e-12
+
+
+def test_schedules_and_validation():
+    gamma, rho = named_schedule("convex")
+    assert gamma(0) == pytest.approx(0.25) and rho(0) == pytest.approx(1.0) and rho(100) < 0.2
+    with pytest.raises(ValueError):
+        named_schedule("cosine")
+    w = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(ValueError):
+        FrankWolfe([{"params": [w], "constraint": C.L1Ball(4, radius=1.0)}])
+    with pytest.raises(ValueError):
+        FrankWolfe([{"params": [w]}])
