@@ -259,8 +259,9 @@ def refresh_notebooks(entries: list[Entry], data_dir: str) -> list[Outcome]:
             _strip_machine_paths(path)
             outcomes.append(Outcome(e.id, "complete", (time.perf_counter() - start) / 60))
         except Exception as error:  # report every failure, keep refreshing the others
+            detail = f"{error.ename}: {error.evalue}" if hasattr(error, "ename") else f"{type(error).__name__}: {error}"
             outcomes.append(Outcome(e.id, FAILED, (time.perf_counter() - start) / 60,
-                                    f"{e.id} failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"))
+                                    f"{e.id} failed: {detail.strip().splitlines()[0]}"))
     return outcomes
 
 

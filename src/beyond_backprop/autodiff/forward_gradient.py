@@ -51,13 +51,14 @@ def projected_forward_gradient(
     primals = {k: v.detach() for k, v in params.items()}
     tangents = sample_directions(primals, directions, kind, generator)
     with torch.no_grad():
-        if directions == 1:
-            loss, slope = jvp(loss_fn, (primals,), ({k: u[0] for k, u in tangents.items()},))
-            slopes = slope.reshape(1)
+        if directions == 1:  # phi = <grad f, u> u, written over u: no second parameter-sized buffer
+            tangent = {k: u[0] for k, u in tangents.items()}
+            loss, slope = jvp(loss_fn, (primals,), (tangent,))
+            estimate = {k: u.mul_(slope) for k, u in tangent.items()}
         else:
             losses, slopes = vmap(lambda t: jvp(loss_fn, (primals,), (t,)))(tangents)
             loss = losses[0]
-        estimate = {k: torch.tensordot(slopes, u, dims=1) / directions for k, u in tangents.items()}
+            estimate = {k: torch.tensordot(slopes, u, dims=1).div_(directions) for k, u in tangents.items()}
     return loss, estimate
 
 
