@@ -48,49 +48,49 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class AtLeast(Rule):
-    """Reproduced when measured ≥ ``threshold``; partly when ≥ ``partly``."""
+class _Threshold(Rule):
+    """Reproduced on the right side of ``threshold``; partly on the right side of ``partly``."""
 
     threshold: float
     partly: float | None = None
+    symbol = ">="
+
+    def _ok(self, measured: float, bound: float) -> bool:
+        return measured >= bound if self.symbol == ">=" else measured <= bound
 
     def __post_init__(self) -> None:
-        if self.partly is not None and self.partly > self.threshold:
-            raise ValueError(f"invalid partly {self.partly!r}; expected <= threshold {self.threshold!r}")
+        if self.partly is not None and self._ok(self.partly, self.threshold) and self.partly != self.threshold:
+            raise ValueError(f"invalid partly {self.partly!r}; expected looser than threshold {self.threshold!r}")
 
     def _evaluate(self, measured: float) -> tuple[str, str]:
-        if measured >= self.threshold:
-            return REPRODUCED, f"{_fmt(measured)} >= {_fmt(self.threshold)}"
-        if self.partly is not None and measured >= self.partly:
-            return PARTLY, f"{_fmt(self.partly)} <= {_fmt(measured)} < {_fmt(self.threshold)}"
-        return NOT_REPRODUCED, f"{_fmt(measured)} < {_fmt(self.partly if self.partly is not None else self.threshold)}"
+        other = "<" if self.symbol == ">=" else ">"
+        if self._ok(measured, self.threshold):
+            return REPRODUCED, f"{_fmt(measured)} {self.symbol} {_fmt(self.threshold)}"
+        if self.partly is not None and self._ok(measured, self.partly):
+            low, high = (self.partly, self.threshold) if self.symbol == ">=" else (self.threshold, self.partly)
+            text = f"{_fmt(low)} <= {_fmt(measured)} < {_fmt(high)}" if self.symbol == ">=" \
+                else f"{_fmt(low)} < {_fmt(measured)} <= {_fmt(high)}"
+            return PARTLY, text
+        bound = self.partly if self.partly is not None else self.threshold
+        return NOT_REPRODUCED, f"{_fmt(measured)} {other} {_fmt(bound)}"
 
     def describe(self) -> str:
-        extra = f" (partly >= {_fmt(self.partly)})" if self.partly is not None else ""
-        return f">= {_fmt(self.threshold)}{extra}"
+        extra = f" (partly {self.symbol} {_fmt(self.partly)})" if self.partly is not None else ""
+        return f"{self.symbol} {_fmt(self.threshold)}{extra}"
 
 
 @dataclass(frozen=True)
-class AtMost(Rule):
+class AtLeast(_Threshold):
+    """Reproduced when measured ≥ ``threshold``; partly when ≥ ``partly``."""
+
+    symbol = ">="
+
+
+@dataclass(frozen=True)
+class AtMost(_Threshold):
     """Reproduced when measured ≤ ``threshold``; partly when ≤ ``partly``."""
 
-    threshold: float
-    partly: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.partly is not None and self.partly < self.threshold:
-            raise ValueError(f"invalid partly {self.partly!r}; expected >= threshold {self.threshold!r}")
-
-    def _evaluate(self, measured: float) -> tuple[str, str]:
-        if measured <= self.threshold:
-            return REPRODUCED, f"{_fmt(measured)} <= {_fmt(self.threshold)}"
-        if self.partly is not None and measured <= self.partly:
-            return PARTLY, f"{_fmt(self.threshold)} < {_fmt(measured)} <= {_fmt(self.partly)}"
-        return NOT_REPRODUCED, f"{_fmt(measured)} > {_fmt(self.partly if self.partly is not None else self.threshold)}"
-
-    def describe(self) -> str:
-        extra = f" (partly <= {_fmt(self.partly)})" if self.partly is not None else ""
-        return f"<= {_fmt(self.threshold)}{extra}"
+    symbol = "<="
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,13 @@ def _candidates(ds: DatasetSpec, data_dir: str | os.PathLike | None) -> list[tup
     return places
 
 
+def _copy_files(raw: Path, target: Path, files: tuple[str, ...]) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        shutil.copy2(raw / name, target / name)
+    return target
+
+
 def _download(ds: DatasetSpec, data_dir: str | os.PathLike | None) -> Path:
     """Download through torchvision / torch_geometric into the first writable data root."""
     root = Path(data_dir or os.environ.get(DATA_ENV) or project_root() / "data")
@@ -122,36 +129,21 @@ def _download(ds: DatasetSpec, data_dir: str | os.PathLike | None) -> Path:
             for train in (True, False):
                 cls(str(root / "_torchvision"), train=train, download=True)
             raw = root / "_torchvision" / cls.__name__ / "raw"
-            target = root / ds.folder
-            target.mkdir(parents=True, exist_ok=True)
-            for name in ds.files:
-                shutil.copy2(raw / name, target / name)
-            return target
-        if ds.folder == "planetoid":
+        elif ds.folder == "planetoid":
             from torch_geometric.datasets import Planetoid
 
             names = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
             raw = Path(Planetoid(str(root / "_pyg"), names[ds.name]).raw_dir)
-            target = root / ds.folder
-            target.mkdir(parents=True, exist_ok=True)
-            for name in ds.files:
-                shutil.copy2(raw / name, target / name)
-            return target
-        if ds.folder == "coauthor":
+        else:
             from torch_geometric.datasets import Coauthor
 
-            pyg = Coauthor(str(root / "_pyg"), "CS" if ds.name == "coauthor-cs" else "Physics")
-            target = root / ds.folder
-            target.mkdir(parents=True, exist_ok=True)
-            for name in ds.files:
-                shutil.copy2(Path(pyg.raw_dir) / name, target / name)
-            return target
+            raw = Path(Coauthor(str(root / "_pyg"), "CS" if ds.name == "coauthor-cs" else "Physics").raw_dir)
     except ImportError as error:
         raise DataMissing(f"cannot download {ds.label}: {error.name} is not installed "
                           f"(pip install torchvision torch_geometric)") from error
     except Exception as error:  # network failures come in many types; report them in one line
         raise DataMissing(f"download of {ds.label} failed: {type(error).__name__}: {error}") from error
-    raise DataMissing(f"no downloader is known for {ds.label}")
+    return _copy_files(raw, root / ds.folder, ds.files)
 
 
 def resolve(name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None) -> Resolved:
