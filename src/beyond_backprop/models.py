@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -26,10 +28,12 @@ def mlp(widths: list[int], activation: str = "relu", bias: bool = True) -> nn.Se
 def sparse_tensor(matrix: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
     """A scipy sparse matrix as a torch sparse CSR tensor (float32) on ``device``."""
     csr = sp.csr_matrix(matrix, dtype="float32")
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(csr.indptr).long(), torch.from_numpy(csr.indices).long(),
-        torch.from_numpy(csr.data), size=csr.shape, device=device,
-    )
+    with warnings.catch_warnings():  # torch warns that sparse CSR is beta: known, and noise in every notebook
+        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr).long(), torch.from_numpy(csr.indices).long(),
+            torch.from_numpy(csr.data), size=csr.shape, device=device,
+        )
 
 
 class GCN(nn.Module):

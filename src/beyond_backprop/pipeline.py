@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .catalogue import CATALOGUE, PROFILES, Entry, entry
 from .data.sources import DATA_ENV, DOWNLOAD_ENV, DataMissing, resolve

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..autodiff.forward_gradient import projected_forward_gradient
 from ..optim.constraints import L1Ball

@@ -13,7 +13,7 @@ import statistics
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import models
 from ..autodiff.forward_gradient import model_parameters, module_loss, projected_forward_gradient

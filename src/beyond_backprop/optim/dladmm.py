@@ -1,0 +1,486 @@
+r"""dlADMM: deep learning ADMM (Wang, Yu, Chen, Zhao, KDD 2019), for an MLP of any depth.
+
+Rows are samples (``x`` is N×n_0, ``z_l`` and ``a_l`` are N×n_l, ``W_l`` is n_l×n_{l-1}); pass
+``layout="columns"`` to give ``x`` as n_0×N like the paper. The relaxed problem P2 and its
+augmented Lagrangian, with ``m_l = a_{l-1} W_l^T + b_l`` and ``r = z_L - m_L``:
+
+.. math::
+    L_\rho = R(z_L; y) + \tfrac{\nu}{2}\sum_{l<L}\big(\|z_l - m_l\|^2 + \|a_l - f(z_l)\|^2\big)
+        + \langle u, r\rangle + \tfrac{\rho}{2}\|r\|^2
+
+``R`` is the softmax cross-entropy summed over samples. One iteration (Alg. 1)::
+
+    backward: z_L <- FISTA; b_L <- mean(z_L + u/rho - a_{L-1} W_L^T); W_L <- BT_W
+              for l = L-1..1: a_l <- BT_a; z_l <- Zrelu; b_l <- mean(z_l - a_{l-1} W_l^T); W_l <- BT_W
+    forward:  for l = 1..L-1: W_l <- BT_W; b_l; z_l <- Zrelu; a_l <- BT_a
+              W_L <- BT_W; b_L; z_L <- FISTA
+    dual:     u <- u + rho (z_L - a_{L-1} W_L^T - b_L)
+
+``BT`` is one gradient step ``x+ = x - g/t`` on the block's quadratic subproblem, ``t`` doubled until
+``f(x+) <= f(x) + <g, x+ - x> + t/2 ||x+ - x||^2`` (Alg. 2-4).
+
+.. note::
+    The official code differs from the paper in ways exposed as options: ``nu=None`` ties ν to ρ
+    (code) instead of a fixed ν; ``rho_rule="code"`` multiplies ρ by 10 (capped at 0.1), and the
+    backtracking starts θ, τ by 10, when the training loss rose three iterations in a row, where
+    the paper's ``rho_rule="paper"`` multiplies ρ by 10 every 100 iterations; ``z_last_init="labels"``
+    starts ``z_L`` at ``2y - 1`` (code) instead of the forward pass; ``faithful=True`` restarts every
+    backtracking search at the global θ/τ (code) instead of half the last accepted value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+import torch
+
+from ..runtime import Timer
+
+RHO_RULES = ("fixed", "paper", "code")
+Z_LAST_INITS = ("forward", "labels")
+SUBPROBLEMS = ("quadratic", "exact")
+LAYOUTS = ("rows", "columns")
+MAX_TRIES = 60
+GCN_T0 = {"w1": 1.0, "w2": 1e-2, "z1": 1e-3}  # the code's initial backtracking constants
+
+
+def cross_entropy_sum(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy of logits ``z`` against one-hot ``y``, summed over rows."""
+    return -(y * torch.log_softmax(z, dim=1)).sum()
+
+
+def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
+              t: float, *, factor: float = 2.0, max_tries: int = MAX_TRIES) -> tuple[torch.Tensor, float]:
+    """Quadratic approximation with backtracking (Alg. 2 and 4): ``(x+, t)`` with ``x+ = x - g/t``.
+
+    ``t`` is multiplied by ``factor`` until ``f(x+) <= f(x) - ||g||^2 / (2t)`` (the sufficient-decrease
+    test ``f(x+) <= f(x) + <g, x+ - x> + t/2 ||x+ - x||^2``); after ``max_tries`` failures (rounding
+    near a minimiser) ``x`` is kept. One host sync per test.
+    """
+    if t <= 0:
+        raise ValueError(f"invalid t {t!r}; expected > 0")
+    f0, gg = objective(x), grad.square().sum()
+    for _ in range(max_tries):
+        step = x - grad / t
+        if bool(objective(step) <= f0 - gg / (2.0 * t)):
+            return step, t
+        t *= factor
+    return x, t
+
+
+def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weight_a: float = 1.0) -> torch.Tensor:
+    """Exact elementwise ``argmin_z weight_m (z - m)^2 + weight_a (a - relu(z))^2`` (two candidates).
+
+    ``z- = min(m, 0)`` is the best point with ``z <= 0``; ``z+ = max((w_m m + w_a a)/(w_m + w_a), 0)``
+    the best with ``z >= 0``; ``z+`` is kept only where it is strictly better (as the code does).
+    """
+    z_neg = m.clamp(max=0.0)
+    z_pos = ((weight_m * m + weight_a * a) / (weight_m + weight_a)).clamp(min=0.0)
+
+    def cost(z: torch.Tensor) -> torch.Tensor:
+        return weight_m * (z - m).square() + weight_a * (a - torch.relu(z)).square()
+
+    return torch.where(cost(z_pos) < cost(z_neg), z_pos, z_neg)
+
+
+def update_z_last(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 2.0,
+                  tol: float = 1e-3, max_iter: int = 500, check_every: int = 5) -> torch.Tensor:
+    """FISTA for ``min_z R(z; y) + rho/2 ||z - target||^2`` from the warm start ``z``.
+
+    Prox-gradient step ``zeta+ = (rho target + z/step - (softmax(z) - y)) / (rho + 1/step)``, momentum
+    ``lam+ = (1 + sqrt(1 + 4 lam^2))/2``, ``z <- (1 - g) zeta+ + g zeta`` with ``g = (1 - lam)/lam+``;
+    stops when the objective changes by less than ``tol`` (tested every ``check_every`` steps).
+
+    .. note:: The code uses ``step=4``; 2 is ``1/H`` for the softmax cross-entropy (``H <= 1/2``).
+    """
+    if rho <= 0:
+        raise ValueError(f"invalid rho {rho!r}; expected > 0")
+
+    def objective(v: torch.Tensor) -> torch.Tensor:
+        return cross_entropy_sum(v, y) + 0.5 * rho * (v - target).square().sum()
+
+    zeta_prev, lam, f_old = z, 1.0, objective(z)
+    for i in range(1, max_iter + 1):
+        zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
+        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        gamma = (1.0 - lam) / lam_next
+        z = (1.0 - gamma) * zeta + gamma * zeta_prev
+        zeta_prev, lam = zeta, lam_next
+        if i % check_every == 0:
+            f_new = objective(zeta)
+            if bool((f_new - f_old).abs() < tol):
+                break
+            f_old = f_new
+    return zeta_prev
+
+
+def weight_objective(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
+    """``phi_W = weight/2 ||target - a_prev W^T||^2`` (``target = z - b``, plus ``u/rho`` for layer L)."""
+    return 0.5 * weight * (target - a_prev @ w.T).square().sum()
+
+
+def update_w(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float, theta: float,
+             exact: bool = False) -> tuple[torch.Tensor, float]:
+    """W-subproblem: quadratic approximation with backtracking (Alg. 3-4), or the exact least squares."""
+    if exact:
+        return (torch.linalg.pinv(a_prev) @ target).T, theta
+    grad = weight * (a_prev @ w.T - target).T @ a_prev
+    return backtrack(lambda v: weight_objective(v, a_prev, target, weight), w, grad, theta)
+
+
+def activation_objective(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
+                         h: torch.Tensor, weight: float) -> torch.Tensor:
+    """``phi_a = weight_next/2 ||target_next - a W_{l+1}^T||^2 + weight/2 ||a - relu(z_l)||^2``."""
+    return 0.5 * weight_next * (target_next - a @ w_next.T).square().sum() + 0.5 * weight * (a - h).square().sum()
+
+
+def update_a(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
+             h: torch.Tensor, weight: float, tau: float, exact: bool = False) -> tuple[torch.Tensor, float]:
+    """a-subproblem: quadratic approximation with backtracking (Alg. 2), or the exact linear solve."""
+    if exact:
+        eye = torch.eye(w_next.shape[1], dtype=a.dtype, device=a.device)
+        system = weight_next * w_next.T @ w_next + weight * eye
+        rhs = weight_next * target_next @ w_next + weight * h
+        return torch.cholesky_solve(rhs.T, torch.linalg.cholesky(system)).T, tau
+    grad = weight_next * (a @ w_next.T - target_next) @ w_next + weight * (a - h)
+    return backtrack(lambda v: activation_objective(v, w_next, target_next, weight_next, h, weight), a, grad, tau)
+
+
+@dataclass
+class DLADMMState:
+    """All blocks: ``weights[l]`` (n_l×n_{l-1}), ``biases[l]``, ``z[l]`` (N×n_l), ``a[l]`` (l < L), dual ``u``."""
+
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor]
+    z: list[torch.Tensor]
+    a: list[torch.Tensor]
+    u: torch.Tensor
+    rho: float
+    theta: list[float]
+    tau: list[float]
+    k: int = 0
+    boost: float = 1.0
+    losses: list[float] = field(default_factory=list)
+
+
+class DLADMM:
+    """dlADMM for the ReLU MLP ``widths = [n_0, ..., n_L]`` (see the module docstring).
+
+    Args:
+        rho: initial penalty ρ (1e-6). nu: hidden penalty ν (1e-6); ``None`` ties ν to ρ (code).
+        rho_rule: ``paper`` (ρ×10 every 100 iterations), ``code`` or ``fixed``.
+        faithful: restart backtracking at ``theta0``/``tau0`` every call (code).
+        z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
+        subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
+        layout: ``rows`` (x is N×n_0) or ``columns`` (n_0×N).
+        init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
+    """
+
+    def __init__(self, widths: list[int], *, rho: float = 1e-6, nu: float | None = 1e-6, rho_rule: str = "paper",
+                 faithful: bool = False, z_last_init: str = "forward", subproblem: str = "quadratic",
+                 layout: str = "rows", init_std: float = 0.1, theta0: float = 1.0, tau0: float = 1.0,
+                 fista_step: float = 2.0) -> None:
+        if len(widths) < 2 or any(w < 1 for w in widths):
+            raise ValueError(f"invalid widths {widths!r}; expected at least two positive widths")
+        if rho <= 0:
+            raise ValueError(f"invalid rho {rho!r}; expected > 0")
+        if nu is not None and nu <= 0:
+            raise ValueError(f"invalid nu {nu!r}; expected > 0 or None")
+        for name, value, allowed in (("rho_rule", rho_rule, RHO_RULES), ("z_last_init", z_last_init, Z_LAST_INITS),
+                                     ("subproblem", subproblem, SUBPROBLEMS), ("layout", layout, LAYOUTS)):
+            if value not in allowed:
+                raise ValueError(f"invalid {name} {value!r}; expected one of {allowed}")
+        self.widths, self.rho0, self.nu, self.rho_rule = list(widths), rho, nu, rho_rule
+        self.faithful, self.z_last_init, self.exact = faithful, z_last_init, subproblem == "exact"
+        self.layout, self.init_std, self.theta0, self.tau0, self.fista_step = layout, init_std, theta0, tau0, fista_step
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        return x.T if self.layout == "columns" else x
+
+    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(y, self.widths[-1]).to(torch.float32)
+
+    def init(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> DLADMMState:
+        """W, b ~ N(0, std²); z, a by the forward pass; ``z_L`` per ``z_last_init``; ``u = 0``."""
+        x = self._rows(x)
+        dev = x.device
+        weights = [self.init_std * torch.randn(n, m, generator=generator, device=dev)
+                   for m, n in zip(self.widths[:-1], self.widths[1:])]
+        biases = [self.init_std * torch.randn(n, generator=generator, device=dev) for n in self.widths[1:]]
+        z, a, h = [], [], x
+        for w, b in zip(weights, biases):
+            z.append(h @ w.T + b)
+            h = torch.relu(z[-1])
+            a.append(h)
+        if self.z_last_init == "labels":
+            z[-1] = 2.0 * self._onehot(y) - 1.0
+        layers = len(weights)
+        return DLADMMState(weights, biases, z, a[:-1], torch.zeros_like(z[-1]), self.rho0,
+                           [self.theta0] * layers, [self.tau0] * layers)
+
+    def _nu(self, state: DLADMMState) -> float:
+        return state.rho if self.nu is None else self.nu
+
+    def _start(self, s: DLADMMState, previous: float, base: float) -> float:
+        base = base * s.boost
+        return base if self.faithful else max(base, previous / 2.0)
+
+    def _target(self, s: DLADMMState, l: int) -> tuple[torch.Tensor, float]:
+        """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint."""
+        last = l == len(s.weights) - 1
+        target = s.z[l] - s.biases[l] + (s.u / s.rho if last else 0.0)
+        return target, (s.rho if last else self._nu(s))
+
+    def _input(self, s: DLADMMState, x: torch.Tensor, l: int) -> torch.Tensor:
+        return x if l == 0 else s.a[l - 1]
+
+    def _w(self, s: DLADMMState, x: torch.Tensor, l: int) -> None:
+        target, weight = self._target(s, l)
+        s.weights[l], s.theta[l] = update_w(s.weights[l], self._input(s, x, l), target, weight,
+                                            self._start(s, s.theta[l], self.theta0), self.exact)
+
+    def _b(self, s: DLADMMState, x: torch.Tensor, l: int) -> None:
+        last = l == len(s.weights) - 1
+        shift = s.u / s.rho if last else 0.0
+        s.biases[l] = (s.z[l] + shift - self._input(s, x, l) @ s.weights[l].T).mean(dim=0)
+
+    def _z(self, s: DLADMMState, x: torch.Tensor, y1: torch.Tensor, l: int) -> None:
+        m = self._input(s, x, l) @ s.weights[l].T + s.biases[l]
+        if l == len(s.weights) - 1:
+            s.z[l] = update_z_last(s.z[l], m - s.u / s.rho, y1, s.rho, step=self.fista_step)
+        else:
+            s.z[l] = update_z_relu(m, s.a[l])
+
+    def _a(self, s: DLADMMState, l: int) -> None:
+        target, weight_next = self._target(s, l + 1)
+        s.a[l], s.tau[l] = update_a(s.a[l], s.weights[l + 1], target, weight_next, torch.relu(s.z[l]),
+                                    self._nu(s), self._start(s, s.tau[l], self.tau0), self.exact)
+
+    def step(self, state: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> DLADMMState:
+        """One backward sweep, one forward sweep and the dual step (Alg. 1); returns a new state."""
+        x, y1 = self._rows(x), self._onehot(y)
+        s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
+                    a=list(state.a), theta=list(state.theta), tau=list(state.tau), losses=list(state.losses))
+        last = len(s.weights) - 1
+        self._z(s, x, y1, last)
+        self._b(s, x, last)
+        self._w(s, x, last)
+        for l in range(last - 1, -1, -1):
+            self._a(s, l)
+            self._z(s, x, y1, l)
+            self._b(s, x, l)
+            self._w(s, x, l)
+        for l in range(last):
+            self._w(s, x, l)
+            self._b(s, x, l)
+            self._z(s, x, y1, l)
+            self._a(s, l)
+        self._w(s, x, last)
+        self._b(s, x, last)
+        self._z(s, x, y1, last)
+        s.u = s.u + s.rho * self.residual_matrix(s, x)
+        s.k += 1
+        self._adapt(s, x, y)
+        return s
+
+    def _adapt(self, s: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.rho_rule == "paper" and s.k % 100 == 0:
+            s.rho *= 10.0
+        elif self.rho_rule == "code":
+            loss = torch.nn.functional.cross_entropy(forward(s, x), y)
+            s.losses.append(float(loss))
+            recent = s.losses[-4:]
+            if len(recent) == 4 and recent[0] < recent[1] < recent[2] < recent[3]:
+                s.rho = min(10.0 * s.rho, 0.1)
+                if min(self.widths[1:-1], default=0) >= 100:
+                    s.boost *= 10.0
+
+    def residual_matrix(self, s: DLADMMState, x: torch.Tensor) -> torch.Tensor:
+        """``r = z_L - a_{L-1} W_L^T - b_L`` (rows layout)."""
+        return s.z[-1] - self._input(s, x, len(s.weights) - 1) @ s.weights[-1].T - s.biases[-1]
+
+    def lagrangian(self, s: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The augmented Lagrangian ``L_rho`` of the module docstring."""
+        x = self._rows(x)
+        r = self.residual_matrix(s, x)
+        value = cross_entropy_sum(s.z[-1], self._onehot(y)) + (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
+        for l in range(len(s.weights) - 1):
+            m = self._input(s, x, l) @ s.weights[l].T + s.biases[l]
+            value = value + 0.5 * self._nu(s) * ((s.z[l] - m).square().sum()
+                                                 + (s.a[l] - torch.relu(s.z[l])).square().sum())
+        return value
+
+    def run(self, state: DLADMMState, x: torch.Tensor, y: torch.Tensor, iterations: int,
+            evaluate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+            on_iteration: Callable[[DLADMMState], None] | None = None) -> tuple[DLADMMState, pd.DataFrame]:
+        """``iterations`` steps; history columns ``iteration, seconds, objective, residual, rho,
+        <split>_accuracy`` (``train`` and each of ``evaluate``); time excludes the evaluation."""
+        rows = self._rows
+
+        def measure(s: DLADMMState) -> dict[str, torch.Tensor | float]:
+            accuracies = {f"{name}_accuracy": (forward(s, rows(sx)).argmax(1) == sy).float().mean()
+                          for name, (sx, sy) in {"train": (x, y), **(evaluate or {})}.items()}
+            return {"objective": self.lagrangian(s, x, y), "residual": self.residual_matrix(s, rows(x)).square().sum(),
+                    "rho": s.rho, **accuracies}
+
+        return record_run(state, lambda s: self.step(s, x, y), measure, iterations, x.device, on_iteration)
+
+
+def record_run(state, step: Callable, measure: Callable[..., dict], iterations: int, device: torch.device,
+               on_iteration: Callable | None = None) -> tuple[object, pd.DataFrame]:
+    """Apply ``step`` ``iterations`` times, timing only the steps; one history row per iteration:
+    ``iteration`` (``state.k``), cumulative ``seconds``, then ``measure(state)`` (not timed)."""
+    rows, elapsed = [], 0.0
+    for _ in range(iterations):
+        with Timer(device) as timer:
+            state = step(state)
+        elapsed += timer.seconds
+        with torch.no_grad():
+            values = measure(state)
+        rows.append({"iteration": state.k, "seconds": elapsed, **{k: float(v) for k, v in values.items()}})
+        if on_iteration is not None:
+            on_iteration(state)
+    return state, pd.DataFrame(rows)
+
+
+def forward(state: DLADMMState, x: torch.Tensor) -> torch.Tensor:
+    """Logits of the plain network with the current ``(W, b)`` for rows ``x``."""
+    h = x
+    for l, (w, b) in enumerate(zip(state.weights, state.biases)):
+        h = h @ w.T + b
+        if l < len(state.weights) - 1:
+            h = torch.relu(h)
+    return h
+
+
+@dataclass
+class GCNState:
+    """GCN blocks: ``w1`` (F×H), ``w2`` (H×C), ``z1`` (training rows of the hidden output, n_T×H),
+    ``z2`` (training logits, n_T×C), dual ``u`` (n_T×C)."""
+
+    w1: torch.Tensor
+    w2: torch.Tensor
+    z1: torch.Tensor
+    z2: torch.Tensor
+    u: torch.Tensor
+    rho: float
+    k: int = 0
+    t: dict[str, float] = field(default_factory=lambda: dict(GCN_T0))
+
+
+class DLADMMGCN:
+    r"""dlADMM for the two-layer GCN ``Z_2 = Â relu(Â X W_1) W_2`` (journal, reconstructed from the code).
+
+    With ``P = Â_T X`` (training rows) and ``Â_T Z_1 = Â_{T,T} Z_1[T] + Â_{T,\bar T} Z_1[\bar T]``:
+
+    .. math::
+        \min\ CE(Z_2) + \tfrac{\rho}{2}\|Z_1[T] - \mathrm{relu}(P W_1)\|^2 + \mu(\|W_1\|^2 + \|W_2\|^2)
+        \quad\text{s.t.}\quad Z_2 = Â_T Z_1 W_2
+
+    One epoch: backward ``Z_2`` (FISTA), ``W_2``, ``Z_1[T]``, ``W_1`` (backtracking from the code's
+    1e-2, 1e-3, 1, or half the last accepted value if larger; at most 32 tries); forward ``W_1, Z_1[T], W_2, Z_2``; dual ``u <- u + rho r``; every 50 epochs
+    ``rho <- min(10 rho, 1)``.
+
+    .. note::
+        As in the code, ν ≡ ρ, and only the training rows of ``Z_1`` are variables: the other rows keep
+        their initial forward values (test rows 0). The code's ``torch.norm(x**2)`` in place of a squared
+        norm is not reproduced: every objective here uses ``||x||^2``.
+    """
+
+    def __init__(self, widths: list[int], *, rho: float = 1e-3, mu: float = 0.0, rho_every: int = 50,
+                 rho_max: float = 1.0) -> None:
+        if len(widths) != 3:
+            raise ValueError(f"invalid widths {widths!r}; a two-layer GCN takes [in, hidden, classes]")
+        if rho <= 0:
+            raise ValueError(f"invalid rho {rho!r}; expected > 0")
+        if mu < 0:
+            raise ValueError(f"invalid mu {mu!r}; expected >= 0")
+        self.widths, self.rho0, self.mu, self.rho_every, self.rho_max = list(widths), rho, mu, rho_every, rho_max
+
+    def init(self, adjacency: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, train: torch.Tensor,
+             test: torch.Tensor, generator: torch.Generator) -> GCNState:
+        """Glorot W; ``Z_1 = relu(Â X W_1)`` with test rows 0; ``Z_2 = Â_T Z_1 W_2``; caches ``P`` and ``Â_T``."""
+        dev = features.device
+        w1, w2 = (torch.empty(m, n, device=dev) for m, n in zip(self.widths[:-1], self.widths[1:]))
+        for w in (w1, w2):
+            bound = math.sqrt(6.0 / sum(w.shape))
+            w.copy_(torch.rand(w.shape, generator=generator, device=dev) * 2 * bound - bound)
+        hidden = torch.relu(adjacency @ (features @ w1))
+        hidden[test] = 0.0
+        rows = torch.zeros(features.shape[0], dtype=torch.bool, device=dev)
+        rows[train] = True
+        dense_t = (adjacency @ torch.eye(features.shape[0], device=dev)[:, train]).T  # Â_T (Â symmetric)
+        self.p = dense_t @ features
+        self.a_tt, self.fixed = dense_t[:, train], dense_t[:, ~rows] @ hidden[~rows]
+        self.y1 = torch.nn.functional.one_hot(labels[train], self.widths[-1]).to(torch.float32)
+        z1 = hidden[train]
+        z2 = (self.a_tt @ z1 + self.fixed) @ w2
+        return GCNState(w1, w2, z1, z2, torch.zeros_like(z2), self.rho0)
+
+    def _mixed(self, z1: torch.Tensor) -> torch.Tensor:
+        return self.a_tt @ z1 + self.fixed
+
+    def _phi1(self, w1: torch.Tensor, z1: torch.Tensor, rho: float) -> torch.Tensor:
+        return 0.5 * rho * (z1 - torch.relu(self.p @ w1)).square().sum()
+
+    def _phi2(self, s: GCNState, z1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+        r = s.z2 - self._mixed(z1) @ w2
+        return (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
+
+    def _w1(self, s: GCNState) -> None:
+        m = self.p @ s.w1
+        grad = s.rho * self.p.T @ ((torch.relu(m) - s.z1) * (m > 0)) + 2 * self.mu * s.w1
+        s.w1, s.t["w1"] = backtrack(lambda v: self._phi1(v, s.z1, s.rho) + self.mu * v.square().sum(),
+                                    s.w1, grad, self._start(s, "w1"), max_tries=32)
+
+    def _w2(self, s: GCNState) -> None:
+        h = self._mixed(s.z1)
+        grad = -h.T @ (s.u + s.rho * (s.z2 - h @ s.w2)) + 2 * self.mu * s.w2
+        s.w2, s.t["w2"] = backtrack(lambda v: self._phi2(s, s.z1, v) + self.mu * v.square().sum(), s.w2, grad,
+                                    self._start(s, "w2"), max_tries=32)
+
+    def _z1(self, s: GCNState) -> None:
+        r = s.z2 - self._mixed(s.z1) @ s.w2
+        grad = s.rho * (s.z1 - torch.relu(self.p @ s.w1)) - self.a_tt.T @ (s.u + s.rho * r) @ s.w2.T
+        s.z1, s.t["z1"] = backtrack(lambda v: self._phi1(s.w1, v, s.rho) + self._phi2(s, v, s.w2), s.z1, grad,
+                                    self._start(s, "z1"), max_tries=32)
+
+    @staticmethod
+    def _start(s: GCNState, block: str) -> float:
+        return max(GCN_T0[block], s.t[block] / 2.0)
+
+    def _z2(self, s: GCNState) -> None:
+        s.z2 = update_z_last(s.z2, self._mixed(s.z1) @ s.w2 - s.u / s.rho, self.y1, s.rho, max_iter=50)
+
+    def step(self, state: GCNState) -> GCNState:
+        """One backward and forward sweep, the dual step and the ρ schedule."""
+        s = replace(state, t=dict(state.t))
+        for update in (self._z2, self._w2, self._z1, self._w1, self._w1, self._z1, self._w2, self._z2):
+            update(s)
+        s.u = s.u + s.rho * self.residual_matrix(s)
+        s.k += 1
+        if s.k % self.rho_every == 0:
+            s.rho = min(10.0 * s.rho, self.rho_max)
+        return s
+
+    def residual_matrix(self, s: GCNState) -> torch.Tensor:
+        """``r = Z_2 - Â_T Z_1 W_2``."""
+        return s.z2 - self._mixed(s.z1) @ s.w2
+
+    def lagrangian(self, s: GCNState) -> torch.Tensor:
+        """``CE + phi_1 + phi_2 + mu (||W_1||^2 + ||W_2||^2)``."""
+        return (cross_entropy_sum(s.z2, self.y1) + self._phi1(s.w1, s.z1, s.rho) + self._phi2(s, s.z1, s.w2)
+                + self.mu * (s.w1.square().sum() + s.w2.square().sum()))
+
+    def run(self, state: GCNState, adjacency: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
+            splits: dict[str, torch.Tensor], iterations: int) -> tuple[GCNState, pd.DataFrame]:
+        """``iterations`` epochs; history ``iteration, seconds, objective, residual, rho, <split>_accuracy``."""
+        def measure(s: GCNState) -> dict[str, torch.Tensor | float]:
+            pred = (adjacency @ (torch.relu(adjacency @ (features @ s.w1)) @ s.w2)).argmax(1)
+            return {"objective": self.lagrangian(s), "residual": self.residual_matrix(s).square().sum(), "rho": s.rho,
+                    **{f"{name}_accuracy": (pred[i] == labels[i]).float().mean() for name, i in splits.items()}}
+
+        return record_run(state, self.step, measure, iterations, features.device)
