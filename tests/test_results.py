@@ -70,4 +70,5 @@ def test_metric_table_is_tidy(tmp_path):
     table.add(method="fw", iteration=2, metric="gap", value=0.25)
     frame = results.MetricTable.frame.fget(table)
     assert list(frame.columns) == ["method", "iteration", "metric", "value"]
-    assert table.save(tmp_path).read_text().splitlines()[1] == "fw,1,gap,0.5"
+    table.save(tmp_path)
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[1] == "fw,1,gap,0.5"

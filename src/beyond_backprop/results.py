@@ -254,10 +254,9 @@ class MetricTable:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._rows)
 
-    def save(self, output_dir: Path, name: str = "metrics") -> Path:
-        path = Path(output_dir) / f"{name}.csv"
-        self.frame.to_csv(path, index=False)
-        return path
+    def save(self, output_dir: Path, name: str = "metrics") -> None:
+        """Write ``output_dir/<name>.csv`` (returns nothing, so a notebook cell shows no path)."""
+        self.frame.to_csv(Path(output_dir) / f"{name}.csv", index=False)
 
 
 def load_claims(path: Path) -> dict[str, Any]:
