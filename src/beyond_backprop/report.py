@@ -116,7 +116,7 @@ def update_readme(readme: Path, output: Path, profile: str) -> bool:
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
         return False
-    block = (f"{README_START}\nGenerated from `{output.name}/REPORT.md` (profile `{profile}`) by "
+    block = (f"{README_START}\nGenerated from `outputs/{output.name}/REPORT.md` (profile `{profile}`) by "
              f"`python reproduce.py`; do not edit by hand.\n\n{results_table(output)}\n{README_END}")
     readme.write_text(pattern.sub(lambda _: block, text))
     return True
