@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ..autodiff.forward_gradient import projected_forward_gradient
+from ..fits import loglog_slope
 from ..optim.constraints import L1Ball
 from ..optim.frank_wolfe import frank_wolfe_update, named_schedule
 
@@ -168,13 +169,13 @@ def tail_slope(frame: pd.DataFrame, column: str, decade: float = 10.0) -> float:
     tail = frame[(frame["iteration"] >= last / decade) & (frame[column] > 0)]
     if len(tail) < 10:
         return float("nan")
-    return float(np.polyfit(np.log(tail["iteration"]), np.log(tail[column]), 1)[0])
+    return loglog_slope(tail["iteration"], tail[column])
 
 
 def floor_exponent(sweep: pd.DataFrame) -> float:
     """Slope of log(floor) against log(d/m): the theory bound predicts 1/2."""
     ratio = sweep["dimension"] / sweep["directions"]
-    return float(np.polyfit(np.log(ratio), np.log(sweep["floor"]), 1)[0])
+    return loglog_slope(ratio, sweep["floor"])
 
 
 def variance_ratio(run: pd.DataFrame, dimension: int, directions: int = 1) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -17,16 +16,10 @@ import torch.nn.functional as F
 from .. import models, train
 from ..autodiff import cost, hardness, kinks
 from ..data import ImageData
+from ..fits import loglog_slope  # noqa: F401  (notebooks call paper_b.loglog_slope)
 from ..runtime import Timer
 
 BAUR_STRASSEN_BOUND = 5.0  # derivative ≤ 5 × cost of the function (Baur & Strassen 1983, quoted in the paper)
-
-
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log y against log x."""
-    if len(x) < 2:
-        raise ValueError(f"invalid sweep of {len(x)} point(s); a slope needs at least 2")
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
 def _cheap_gradient_point(activation: str, width: int, depth: int, batch: int, device: torch.device,

@@ -15,6 +15,7 @@ import torch
 
 from .. import data, models, train
 from ..data.graph_features import augmented_features
+from ..fits import loglog_slope  # noqa: F401  (notebooks call paper_c.loglog_slope)
 from ..optim.dladmm import DLADMM
 from ..optim.mdlam import MDLAM
 
@@ -77,6 +78,15 @@ def load_tasks(names: list[str], data_dir: str, device: torch.device) -> tuple[d
         except data.DataMissing:
             skipped[name] = f"{name} is not available offline (data.DataMissing)"
     return tasks, skipped
+
+
+def describe_tasks(tasks: dict[str, NodeTask], skipped: dict[str, str]) -> None:
+    """Print one line per skipped dataset (why) and per loaded task (its size)."""
+    for reason in skipped.values():
+        print(f"skipped: {reason}")
+    for name, task in tasks.items():
+        print(f"{name}: {task.x_train.shape[0]} train / {task.x_test.shape[0]} test nodes, "
+              f"d = {task.x_train.shape[1]}, {task.classes} classes")
 
 
 def run_mdlam(task: NodeTask, *, iterations: int, rho: float | None = None, eps0: float = 100.0, width: int = 100,
@@ -157,11 +167,6 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], itera
             rows.append({"dataset": task.name, "sweep": sweep, "value": value,
                          "seconds_per_iteration": float(np.median(per_iteration))})
     return pd.DataFrame(rows)
-
-
-def loglog_slope(x: pd.Series, y: pd.Series) -> float:
-    """Least-squares slope of log y against log x (1 = linear growth)."""
-    return float(np.polyfit(np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float)), 1)[0])
 
 
 def sensitivity(task: NodeTask, *, rhos: list[float], eps0s: list[float], iterations: int,
