@@ -23,7 +23,8 @@ REPRODUCED = "reproduced"
 PARTLY = "partly"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTABLE = "not testable here"
-FAILED = "failed"  # set by the pipeline when a notebook did not finish
+FAILED = "failed"  # set by the report when a notebook did not finish
+NEVER_MEASURED = "never measured"  # set by the report for a declared claim its notebook did not record
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTABLE)
 
 
@@ -160,7 +161,11 @@ class NotTestable(Rule):
 
 @dataclass
 class Claim:
-    """One paper claim, its measurement, and the rule that gives the verdict."""
+    """One paper claim, its measurement, and the rule that gives the verdict.
+
+    Notebooks do not build these by hand: :meth:`ClaimLedger.measure` builds them from the claim's
+    declaration in :mod:`beyond_backprop.claims`, with the ``setting`` actually run.
+    """
 
     id: str
     paper: str
@@ -169,6 +174,9 @@ class Claim:
     measured: float | None
     rule: Rule
     unit: str = ""
+    source: str = "paper"
+    citation: str = ""
+    setting: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.rule, Rule):
@@ -188,7 +196,8 @@ class Claim:
         """One stable line: id, verdict, measured (3 significant digits), reason."""
         measured = "-" if self.measured is None else _fmt(float(self.measured))
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.id:<6} {self.verdict:<17} measured {measured}{unit}; {self.reason}"
+        setting = f" [{self.setting}]" if self.setting else ""
+        return f"{self.id:<6} {self.verdict:<17} measured {measured}{unit}{setting}; {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +210,9 @@ class Claim:
             "rule": self.rule.describe(),
             "verdict": self.verdict,
             "reason": self.reason,
+            "source": self.source,
+            "citation": self.citation,
+            "setting": self.setting,
         }
 
 
@@ -216,8 +228,33 @@ class ClaimLedger:
     def add(self, claim: Claim) -> Claim:
         if any(existing.id == claim.id for existing in self.claims):
             raise ValueError(f"duplicate claim id {claim.id!r} in notebook {self.notebook}")
+        if claim.id.split(".")[0] != self.notebook:
+            raise ValueError(f"claim {claim.id!r} belongs to {claim.id.split('.')[0]}, not to {self.notebook}")
         self.claims.append(claim)
         return claim
+
+    def measure(self, claim_id: str, measured: float | torch.Tensor | None, *,
+                at: dict[str, Any] | None = None) -> Claim:
+        """Record a measurement of a declared claim, made at setting ``at`` (e.g. ``{"epochs": 200}``)."""
+        from .claims import declaration
+
+        return self.add(declaration(claim_id).judge(measured, at or {}))
+
+    def not_testable(self, claim_id: str, reason: str, *, at: dict[str, Any] | None = None) -> Claim:
+        """Record that a declared claim cannot be tested here (missing data, no GPU), and why."""
+        from .claims import describe_setting, declaration
+
+        spec = declaration(claim_id)
+        return self.add(Claim(spec.id, paper=spec.paper, statement=spec.statement, paper_value=spec.paper_value,
+                              measured=None, rule=NotTestable(reason), unit=spec.unit, source=spec.source,
+                              citation=spec.citation, setting=describe_setting(at or {}, spec.scale)))
+
+    def never_measured(self) -> list[str]:
+        """Declared claims of this notebook that were not recorded (a defect the report calls out)."""
+        from .claims import declared_for
+
+        recorded = {c.id for c in self.claims}
+        return [d.id for d in declared_for(self.notebook) if d.id not in recorded]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,6 +263,7 @@ class ClaimLedger:
             "device": str(self.device),
             "status": "complete",
             "claims": [c.to_dict() for c in self.claims],
+            "never_measured": self.never_measured(),
         }
 
     def save(self, output_dir: Path, show: bool = True) -> None:
@@ -234,6 +272,8 @@ class ClaimLedger:
         if show:
             for claim in self.claims:
                 print(claim.line())
+            for claim_id in self.never_measured():
+                print(f"{claim_id:<6} {NEVER_MEASURED}: declared but not recorded by this notebook")
 
 
 class MetricTable:

@@ -1,0 +1,13 @@
+"""Every claim the package tests, declared once, by paper; notebooks only measure.
+
+``DECLARATIONS`` maps claim id to :class:`Declaration`; :func:`declared_for` lists one
+notebook's claims, which the report uses to show claims that failed or were never measured.
+"""
+
+from __future__ import annotations
+
+from .declaration import CITED, DERIVED, PAPER, SOURCES, Declaration, describe_setting
+from .registry import DECLARATIONS, declaration, declared_for
+
+__all__ = ["CITED", "DERIVED", "PAPER", "SOURCES", "Declaration", "DECLARATIONS", "declaration",
+           "declared_for", "describe_setting"]

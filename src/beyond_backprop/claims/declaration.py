@@ -1,0 +1,119 @@
+"""Claims declared as data: what a paper says, at what scale, and the rule that judges a measurement.
+
+A notebook never builds a claim by hand. It measures, and says at which setting:
+
+>>> ledger.measure("C2.1", accuracy, at={"epochs": 200, "dataset": "cora"})   # doctest: +SKIP
+
+The declaration decides the verdict. ``scale`` lists the settings the paper's value depends on
+(epochs or iterations, training size, width); a measurement below that scale is compared with the
+paper's value *at the budget run* when the declaration knows one (``at_budget``), and is otherwise
+``not testable here``, never ``not reproduced`` for lack of budget.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..results import Claim, NotTestable, Rule
+
+PAPER = "paper"
+CITED = "cited"
+DERIVED = "derived"
+SOURCES = (PAPER, CITED, DERIVED)
+CLAIM_ID = re.compile(r"^[A-Z]\d+\.\d+$")
+
+BudgetRule = Callable[[Mapping[str, Any]], "tuple[Rule, str] | None"]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def describe_setting(at: Mapping[str, Any], scale: Mapping[str, Any]) -> str:
+    """``epochs 15 of the paper's 200, dataset cora``: the setting run, beside the paper's scale."""
+    parts = []
+    for key, value in at.items():
+        name = key.replace("_", " ")
+        shown = f"{value:,}" if _number(value) and float(value).is_integer() else f"{value}"
+        if key in scale and scale[key] != value:
+            paper = scale[key]
+            paper_shown = f"{paper:,}" if _number(paper) and float(paper).is_integer() else f"{paper}"
+            parts.append(f"{name} {shown} (paper {paper_shown})")
+        else:
+            parts.append(f"{name} {shown}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One claim: id ``<result>.<n>``, statement, the paper's value and where it comes from, the rule.
+
+    Args:
+        source: ``paper`` (the paper's own claim), ``cited`` (another paper's, named in ``citation``)
+            or ``derived`` (the project's own check, e.g. a closed form or a sanity check).
+        scale: the setting at which ``paper_value`` holds, e.g. ``{"epochs": 200}``. Numeric entries
+            gate the verdict (a smaller measured setting is below scale); others must match exactly.
+        at_budget: for a run below scale, the paper's value at that budget when the paper gives one
+            (a table row, a curve read at that iteration): ``at -> (rule, paper value text)`` or None.
+    """
+
+    id: str
+    statement: str
+    paper_value: str
+    rule: Rule
+    unit: str = ""
+    source: str = PAPER
+    citation: str = ""
+    scale: Mapping[str, Any] = field(default_factory=dict)
+    at_budget: BudgetRule | None = None
+
+    def __post_init__(self) -> None:
+        if not CLAIM_ID.match(self.id):
+            raise ValueError(f"invalid claim id {self.id!r}; expected <result>.<n> such as 'C2.1'")
+        if self.source not in SOURCES:
+            raise ValueError(f"invalid source {self.source!r} for {self.id}; expected one of {', '.join(SOURCES)}")
+        if (self.source == CITED) != bool(self.citation):
+            raise ValueError(f"{self.id}: a citation goes with source 'cited', and only with it")
+        if not isinstance(self.rule, Rule):
+            raise TypeError(f"{self.id}: invalid rule {self.rule!r}; expected a results.Rule")
+
+    @property
+    def notebook(self) -> str:
+        """The result this claim belongs to: ``C2`` for ``C2.1``."""
+        return self.id.split(".")[0]
+
+    @property
+    def paper(self) -> str:
+        return self.id[0]
+
+    def below_scale(self, at: Mapping[str, Any]) -> list[str]:
+        """The scale entries that ``at`` does not reach (raises when ``at`` omits one)."""
+        missing = [key for key in self.scale if key not in at]
+        if missing:
+            raise ValueError(f"{self.id} holds at {dict(self.scale)}; measure it with at= naming "
+                             f"{', '.join(missing)}")
+        short = []
+        for key, paper in self.scale.items():
+            value = at[key]
+            if (value < paper) if _number(paper) and _number(value) else (value != paper):
+                short.append(key)
+        return short
+
+    def judge(self, measured: float | None, at: Mapping[str, Any]) -> Claim:
+        """The claim with the rule that applies at setting ``at``."""
+        rule, paper_value = self.rule, self.paper_value
+        short = self.below_scale(at)
+        if short:
+            budget = self.at_budget(at) if self.at_budget is not None else None
+            if budget is not None:
+                rule, paper_value = budget
+            else:
+                gaps = "; ".join(f"runs {k.replace('_', ' ')} {at[k]} of the paper's {self.scale[k]}" for k in short)
+                rule = NotTestable(f"{gaps}; the paper gives no value at this budget "
+                                   "(`--profile full` runs the paper's setting)")
+        return Claim(self.id, paper=self.paper, statement=self.statement, paper_value=paper_value,
+                     measured=measured, rule=rule, unit=self.unit, source=self.source, citation=self.citation,
+                     setting=describe_setting(at, self.scale))
