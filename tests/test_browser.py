@@ -37,9 +37,9 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 NOTEBOOKS = {"D1": "D1_dladmm_convergence.ipynb",  # image data (Fashion-MNIST, MNIST subset)
              "C1": "C1_mdlam_convergence.ipynb"}   # graph data (Cora)
 BROKEN = "broken.ipynb"
-SERVER_START_S = 60
-KERNEL_START_S = 60
-RUN_ALL_MS = 120_000
+SERVER_START_S = 120
+KERNEL_START_S = 120
+RUN_ALL_MS = 240_000
 SHUTDOWN_S = 20
 ERROR_PATTERN = re.compile(r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+", re.MULTILINE)
 
@@ -161,6 +161,8 @@ def chromium() -> str:
     path = find_chromium()
     if path is None:
         pytest.skip(f"no Chromium found: apt-get install chromium, or set {CHROMIUM_ENV} to a Chromium executable")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{CHROMIUM_ENV}={path} is not an executable file: point it at a Chromium or Chrome binary")
     return path
 
 
@@ -228,6 +230,7 @@ def run_in_jupyterlab(browser, lab: Lab, notebook: str, screenshot: Path) -> lis
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         page.wait_for_function(RUN_FINISHED_JS, timeout=RUN_ALL_MS, polling=500)
+        wait_for_idle_kernel(page, lab, notebook)
         images = page.locator(".jp-OutputArea-output[data-mime-type='image/png'] img")
         if images.count():
             images.first.scroll_into_view_if_needed()
