@@ -124,12 +124,14 @@ def run_notebook(job: Job, notebook: bytes, client_versions: dict[str, str],
         output = root / "output"
         job = replace(job, source=source, output=output / job.entry.id, progress=False,
                       parameters={**job.parameters, "output_dir": str(output / job.entry.id)})
+        message = _mismatch(client_versions, versions(), f"worker {where['host']}")
         try:
-            message = _mismatch(client_versions, versions(), f"worker {where['host']}")
             resolve_device(job.parameters["device"])
             check_data([job.entry], job.parameters["data_dir"], download)
-        except (UsageError, DeviceUnavailable) as error:
-            message = f"{job.entry.id} on {where['host']}: {error}"
+        except DeviceUnavailable as error:
+            message = message or f"{job.entry.id} on worker {where['host']}: {error}"
+        except UsageError as error:  # "<id> needs <dataset> ...", the DataMissing line
+            message = message or f"{error} (on worker {where['host']})"
         if message:
             return Outcome(job.entry.id, FAILED, 0.0, message), failure_files(job, message, where)
         with _download(download):
