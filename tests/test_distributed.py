@@ -24,6 +24,7 @@ import beyond_backprop
 from beyond_backprop import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = os.environ.get("BEYOND_BACKPROP_DATA", str(ROOT.parent / "shared" / "data"))
 RUN_TIMEOUT_S = 240  # one reproduce.py run of at most three smoke notebooks
 
 
@@ -33,10 +34,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _environment() -> dict[str, str]:
+def _environment(data: bool = True) -> dict[str, str]:
+    """This checkout's package, one thread; without ``data``, no data root (a worker that has to be told)."""
     src = str(ROOT / "src")
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+                   "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    if data:
+        return {**environment, "BEYOND_BACKPROP_DATA": DATA}
+    environment.pop("BEYOND_BACKPROP_DATA", None)
+    return environment
 
 
 def _reproduce(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -59,7 +65,7 @@ def _reproduce_while(action: Callable[[subprocess.Popen], None], *args: str) -> 
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=_environment(), start_new_session=True,
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=_environment(data=False), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -97,7 +103,11 @@ def _manifest(folder: Path, notebook_id: str) -> dict:
 
 
 class Cluster:
-    """A ``dask scheduler`` and two ``dask worker --nthreads 1`` processes on 127.0.0.1."""
+    """A ``dask scheduler`` and two ``dask worker --nthreads 1`` processes on 127.0.0.1.
+
+    The workers have no data root of their own (``--data-dir`` tells them), and
+    ``w2`` advertises a GPU (``--resources GPU=1``), as on a GPU machine.
+    """
 
     def __init__(self, folder: Path) -> None:
         from distributed import Client
@@ -107,7 +117,8 @@ class Cluster:
                                 self.address.rsplit(":", 1)[1], "--no-dashboard", cwd=folder)
         self.workers = {name: _start("-m", "dask", "worker", self.address, "--nthreads", "1", "--name", name,
                                      "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(folder),
-                                     cwd=folder) for name in ("w1", "w2")}
+                                     *resources, cwd=folder)
+                        for name, resources in (("w1", ()), ("w2", ("--resources", "GPU=1")))}
         self.client = Client(self.address, timeout=30)
         self.client.wait_for_workers(2, timeout=60)
 
@@ -119,6 +130,9 @@ class Cluster:
         """Names of the workers processing a task now."""
         names = self.worker_names()
         return [names[address] for address, keys in self.client.processing().items() if keys and address in names]
+
+    def address_of(self, name: str) -> str:
+        return next(address for address, worker in self.worker_names().items() if worker == name)
 
     def kill(self, name: str) -> None:
         os.killpg(self.workers[name].pid, signal.SIGKILL)
@@ -170,11 +184,30 @@ def test_local_cluster_writes_the_files_of_a_local_run(local_run, tmp_path):
 
 
 def test_scheduler_and_two_workers_write_the_files_of_a_local_run(cluster, local_run, tmp_path):
-    result = _reproduce("B4", "B5", "C3", "--scheduler", cluster.address, "--output", str(tmp_path))
+    result = _reproduce("B4", "B5", "C3", "--scheduler", cluster.address, "--data-dir", DATA,
+                        "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     _assert_same_layout(local_run, tmp_path, ["B4", "B5", "C3"])
     workers = set(cluster.worker_names())
     assert {_manifest(tmp_path, i)["worker"] for i in ("B4", "B5", "C3")} <= workers
+
+
+def test_worker_without_the_data_fails_the_notebook_with_the_data_missing_line(cluster, tmp_path):
+    result = _reproduce("C3", "--scheduler", cluster.address, "--output", str(tmp_path))
+    assert result.returncode == 1
+    log = (tmp_path / "logs" / "C3.log").read_text()
+    assert log.startswith("C3 needs dataset 'cora'") and "(on worker " in log and len(log.splitlines()) == 1
+    assert "C3 needs dataset 'cora'" in result.stderr
+    assert "INCOMPLETE" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_notebook_that_wants_a_gpu_goes_to_the_gpu_worker(cluster, tmp_path):
+    """B1 wants a GPU: only w2 advertises one. Its CUDA is missing, so it fails there at once, naming the worker."""
+    result = _reproduce("B1", "--device", "cuda", "--scheduler", cluster.address, "--output", str(tmp_path))
+    assert result.returncode == 1
+    manifest = _manifest(tmp_path, "B1")
+    assert manifest["worker"] == cluster.address_of("w2")
+    assert manifest["status"] == "failed" and "CUDA is not available" in manifest["message"]
 
 
 def test_version_mismatch_is_one_line_and_exit_2(cluster, tmp_path, monkeypatch, capsys):

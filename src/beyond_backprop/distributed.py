@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -144,10 +145,7 @@ def run_notebook(job: Job, notebook: bytes, client_versions: dict[str, str],
 
 def write_files(output: Path, notebook_id: str, files: Files) -> None:
     """Write one notebook's returned files under ``output``, replacing an earlier run's."""
-    folder = output / notebook_id
-    if folder.is_dir():
-        for stale in sorted(folder.rglob("*"), reverse=True):
-            stale.unlink() if stale.is_file() else stale.rmdir()
+    shutil.rmtree(output / notebook_id, ignore_errors=True)
     for relative, content in files.items():
         path = output / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,15 +217,16 @@ def run_on_cluster(jobs: list[Job], address: str, output: Path, profile: str, da
     jobs = [replace(job, parameters={**job.parameters, "data_dir": data_dir}) for job in jobs]
     download = os.environ.get(DOWNLOAD_ENV) == "1"
     outcomes: dict[str, Outcome] = {}
+    futures: dict[Any, Job] = {}
     with connect(address) as client:
-        client.run_on_scheduler(_set_allowed_failures, count=ALLOWED_FAILURES)
-        gpus = check_workers(client, address)
-        start = time.perf_counter()
-        futures = {client.submit(run_notebook, job, job.source.read_bytes(), versions(), download,
-                                 key=f"notebook-{job.entry.id}-{uuid.uuid4().hex}",
-                                 resources={"GPU": 1} if gpus and job.entry.wants_gpu else None,
-                                 retries=1): job for job in jobs}
         try:
+            client.run_on_scheduler(_set_allowed_failures, count=ALLOWED_FAILURES)
+            gpus = check_workers(client, address)
+            start = time.perf_counter()
+            futures.update({client.submit(run_notebook, job, job.source.read_bytes(), versions(), download,
+                                          key=f"notebook-{job.entry.id}-{uuid.uuid4().hex}",
+                                          resources={"GPU": 1} if gpus and job.entry.wants_gpu else None,
+                                          retries=1): job for job in jobs})
             with tqdm(total=len(jobs), desc="notebooks", unit="nb") as bar:
                 for future in as_completed(futures):
                     job = futures[future]
