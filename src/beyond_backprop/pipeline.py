@@ -282,6 +282,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="allow downloading missing datasets")
     p.add_argument("--output", default="", help="output folder (default outputs/<profile>/)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
+    p.add_argument("--scheduler", default="", metavar="ADDRESS",
+                   help="run on a Dask cluster: tcp://HOST:PORT, or local:N for N local workers")
     p.add_argument("--check", action="store_true",
                    help="rerun into a temporary folder and compare verdicts with outputs/<profile>/")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
@@ -294,13 +296,22 @@ def parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> dict[str, str]:
     if args.jobs < 1:
         raise UsageError(f"invalid --jobs {args.jobs}; expected >= 1")
+    if args.scheduler:
+        if args.jobs != 1:
+            raise UsageError("give --jobs or --scheduler, not both (the cluster's workers set the parallelism)")
+        from .distributed import check_scheduler
+
+        check_scheduler(args.scheduler)
     if args.seed < 0:
         raise UsageError(f"invalid --seed {args.seed}; expected >= 0")
     try:
         resolve_device(args.device)
-    except (ValueError, DeviceUnavailable) as error:
+    except DeviceUnavailable as error:
+        if not args.scheduler:  # on a cluster, the workers' devices count
+            raise UsageError(str(error)) from None
+    except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.data_dir and not Path(args.data_dir).is_dir():
+    if args.data_dir and not args.scheduler and not Path(args.data_dir).is_dir():  # --scheduler: a worker path
         raise UsageError(f"--data-dir {args.data_dir!r} does not exist; pass a folder laid out like ../shared/data")
     overrides = {}
     for item in args.parameter:
@@ -329,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for o in outcomes:
                 print(f"{o.id:<4} {o.status:<9} {o.minutes:>6.2f} min {o.message}")
             return 1 if any(o.status == FAILED for o in outcomes) else 0
-        check_data(entries, args.data_dir, args.download)
+        if not args.scheduler:  # on a cluster, each worker checks its own data
+            check_data(entries, args.data_dir, args.download)
         reference = ROOT / "outputs" / args.profile
         output = Path(tempfile.mkdtemp(prefix="reproduce-check-")) if args.check else \
             Path(args.output) if args.output else reference
@@ -347,9 +359,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.download:
         os.environ[DOWNLOAD_ENV] = "1"
     try:
-        outcomes = run_jobs(jobs, args.jobs)
+        if args.scheduler:
+            from .distributed import run_on_cluster
+
+            outcomes = run_on_cluster(jobs, args.scheduler, output, args.profile, args.data_dir)
+        else:
+            outcomes = run_jobs(jobs, args.jobs)
+    except UsageError as error:  # from the cluster: unreachable, no worker, version mismatch
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted: the report was not updated", file=sys.stderr)
+        if not args.scheduler:  # the cluster runner has already cancelled its tasks and written the report
+            print("interrupted: the report was not updated", file=sys.stderr)
         return 130
     report = write_report(output, args.profile)
     print_summary(outcomes, output)
