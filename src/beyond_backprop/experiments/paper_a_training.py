@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import models
-from ..autodiff.forward_gradient import model_parameters, module_loss, projected_forward_gradient
+from ..autodiff.forward_gradient import layerwise_forward_gradient
 from ..data import ImageData
 from ..optim.constraints import initialization_constraints
 from ..optim.frank_wolfe import FrankWolfe
@@ -48,11 +48,7 @@ def _set_gradients(model: nn.Module, method: str, x: torch.Tensor, y: torch.Tens
         loss = loss_fn(model(x), y)
         loss.backward()
         return loss.detach()
-    loss, phi = projected_forward_gradient(module_loss(model, loss_fn, x, y), model_parameters(model),
-                                           generator=generator)
-    for name, p in model.named_parameters():
-        p.grad = phi[name]
-    return loss
+    return layerwise_forward_gradient(model, loss_fn, x, y, generator=generator)
 
 
 def exact_fw_gap(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: torch.Tensor) -> float:
