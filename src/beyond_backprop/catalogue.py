@@ -66,10 +66,10 @@ CATALOGUE: tuple[Entry, ...] = (
         "A2_nonconvex_mlp_frank_wolfe.ipynb",
         minutes={"smoke": 0.3, "quick": 1.2, "full": 20.0}, datasets=("fashion-mnist", "mnist-subset"),
         profiles={
-            "quick": {"hidden": 64, "iterations": 300, "train_samples": 10000, "test_samples": 0,
-                      "gap_samples": 1000, "gap_every": 25},
+            "quick": {"hidden": 64, "iterations": 800, "train_samples": 10000, "test_samples": 0,
+                      "gap_samples": 1000, "gap_every": 50, "learning_rate": 0.1},
             "full": {"hidden": 256, "iterations": 20000, "train_samples": 0, "test_samples": 0,
-                     "gap_samples": 5000, "gap_every": 250},
+                     "gap_samples": 5000, "gap_every": 250, "learning_rate": 0.1},
         },
     ),
     Entry(
