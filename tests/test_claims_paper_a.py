@@ -273,3 +273,11 @@ def test_record_measures_or_marks_not_testable():
     assert by_id["A2.2"].verdict == results.REPRODUCED
     assert by_id["A2.4"].verdict == results.NOT_TESTABLE and "0.10" in by_id["A2.4"].reason
     assert "dataset MNIST subset" in by_id["A2.2"].setting
+
+
+def test_a2_a_run_too_short_to_fit_is_not_testable_rather_than_failed():
+    history = pd.DataFrame({"iteration": [10, 20], "min_fw_gap": [2.0, 1.0], "dataset": "MNIST subset",
+                            "method": "averaged-pfg", "step_rule": "theory"})
+    measured = paper_a_training.claim_measurements(history, summary(0.9, 0.8), iterations=20, batch=128,
+                                                   train_sizes={"MNIST subset": 8_000})
+    assert "too few iterations" in measured["A2.1"].untestable

@@ -55,7 +55,7 @@ CATALOGUE: tuple[Entry, ...] = (
         "A1_convex_frank_wolfe.ipynb",
         minutes={"smoke": 0.5, "quick": 1.2, "full": 15.0},
         profiles={
-            "quick": {"samples": 1000, "dimension": 200, "iterations": 3000, "sweep_dimensions": [50, 200, 1000],
+            "quick": {"samples": 1000, "dimension": 200, "iterations": 2000, "sweep_dimensions": [50, 200, 1000],
                       "sweep_directions": [1, 4, 16], "sweep_iterations": 500},
             "full": {"samples": 2000, "dimension": 1000, "iterations": 100000, "sweep_dimensions": [50, 200, 1000],
                      "sweep_directions": [1, 4, 16], "sweep_iterations": 20000},
