@@ -169,7 +169,7 @@ def claim_measurements(history: pd.DataFrame, summary: pd.DataFrame, *, iteratio
         epochs = round(iterations * batch / train_size, 1)
         measured[f"A2.{3 + n}"] = Measurement(behind, {"epochs": epochs, "iterations": iterations, "dataset": label},
                                               untestable=why)
-    return measured
+    return dict(sorted(measured.items()))
 
 
 def _bytes(tensors) -> int:
