@@ -9,7 +9,7 @@ The functions that turn runs into these numbers are in ``experiments.paper_a`` (
 
 from __future__ import annotations
 
-from ..results import AtMost, Between, Near, Rule
+from ..results import AtLeast, AtMost, Between, Near, Rule
 from .declaration import DERIVED, PAPER, Declaration
 
 A2_DATASETS = ("Fashion-MNIST", "MNIST subset")
@@ -49,9 +49,9 @@ CLAIMS: tuple[Declaration, ...] = (
         "(d+1)||grad f||^2 (closed form; the project's check of the estimator)",
         Near(1.0, rel=0.15, partly=0.3), unit="measured / closed form", source=DERIVED),
     *_per_dataset(
-        1, "Nonconvex: averaged PF-FW's best FW gap keeps falling towards 0 like 1/log k",
-        "stationary point (v3 abstract) [V]; FW gap O(1/log K) [S]",
-        AtMost(0.25, partly=0.5), unit="intercept of a + b/log(k+1) / final best gap"),
+        1, "Nonconvex: averaged PF-FW's best FW gap keeps falling towards 0 at least like 1/log k "
+        "(over the second half of the run)", "stationary point (v3 abstract) [V]; FW gap O(1/log K) [S]",
+        AtLeast(0.5, partly=0.25), unit="share of the fall a 1/log k decay predicts"),
     *_per_dataset(
         3, "Under K-sparse constraints and the SFW step rule, averaged PF-FW's test accuracy is within a few "
         "points of backprop FW's", "competitive accuracy under sparsity constraints [S]; 10 epochs (spec E3 [R])",
