@@ -88,16 +88,16 @@ def layerwise_forward_gradient(
     with torch.no_grad():
         primal, tangent = inputs, None
         for layer in model:
-            if isinstance(layer, nn.Linear):
-                out = torch.nn.functional.linear(primal, layer.weight, layer.bias)
-                tangent_out = torch.nn.functional.linear(tangent, layer.weight) if tangent is not None else None
+            if isinstance(layer, nn.Linear):  # rebinding at once frees each old buffer: 3 alive at most
+                if tangent is not None:
+                    tangent = torch.nn.functional.linear(tangent, layer.weight)
                 u = _draw(layer.weight, tuple(layer.weight.shape), kind, generator)
-                part = torch.nn.functional.linear(primal, u)  # d(x W^T)/dW along u
-                tangent_out = part if tangent_out is None else tangent_out.add_(part)
-                del u, part
+                # plus d(x W^T)/dW along u, i.e. x u^T
+                tangent = primal @ u.t() if tangent is None else tangent.addmm_(primal, u.t())
+                del u
                 if layer.bias is not None:
-                    tangent_out.add_(_draw(layer.bias, tuple(layer.bias.shape), kind, generator))
-                primal, tangent = out, tangent_out
+                    tangent.add_(_draw(layer.bias, tuple(layer.bias.shape), kind, generator))
+                primal = torch.nn.functional.linear(primal, layer.weight, layer.bias)
             elif isinstance(layer, nn.ReLU):
                 tangent.masked_fill_(primal <= 0, 0.0)
                 primal = primal.relu_() if primal is not inputs else primal.relu()
