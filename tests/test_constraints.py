@@ -123,3 +123,14 @@ def test_initialization_constraints_scale_with_the_weights_and_make_them_feasibl
         assert constraint.contains(p)
         cosine = torch.nn.functional.cosine_similarity(p.detach().reshape(1, -1), original.reshape(1, -1))
         assert float(cosine) == pytest.approx(1.0), "shift_inside rescales, it does not rotate"
+
+
+@pytest.mark.parametrize("kind", C.SETS)
+def test_lmo_into_a_given_buffer_equals_the_fresh_result(kind):
+    constraint = C.make_set(kind, 12, diameter=2.0, p=3.0, k_fraction=0.25)
+    g = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = torch.full((3, 4), 7.0, dtype=torch.float64)
+    assert constraint.lmo(g, out=out) is out
+    torch.testing.assert_close(out, constraint.lmo(g))
+    with pytest.raises(ValueError, match="shape"):
+        constraint.lmo(g, out=torch.empty(12, dtype=torch.float64))

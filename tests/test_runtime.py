@@ -58,6 +58,17 @@ def test_cpu_peak_memory_counts_live_tensors_not_freed_ones():
     assert 4 * n <= single.bytes < 2 * 4 * n
 
 
+def test_cpu_peak_frees_in_time_inside_a_record_function_scope():
+    """Optimizer.step runs inside one: temporaries freed one by one must not add up."""
+    n = 250_000
+    x = torch.randn(n)
+    with runtime.PeakMemory("cpu") as meter, torch.profiler.record_function("scope"):
+        for _ in range(8):
+            y = x.abs()
+            del y
+    assert 4 * n <= meter.bytes < 2 * 4 * n
+
+
 def test_backprop_peak_exceeds_no_grad_forward():
     model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
     x = torch.randn(2048, 256)

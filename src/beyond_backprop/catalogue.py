@@ -53,9 +53,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A1", "Convex constrained least squares: PFG-FW floor vs averaged PFG-FW",
         "A1_convex_frank_wolfe.ipynb",
-        minutes={"smoke": 0.5, "quick": 1.2, "full": 15.0},
+        minutes={"smoke": 0.5, "quick": 1.3, "full": 15.0},
         profiles={
-            "quick": {"samples": 1000, "dimension": 200, "iterations": 3000, "sweep_dimensions": [50, 200, 1000],
+            "quick": {"samples": 1000, "dimension": 200, "iterations": 2000, "sweep_dimensions": [50, 200, 1000],
                       "sweep_directions": [1, 4, 16], "sweep_iterations": 500},
             "full": {"samples": 2000, "dimension": 1000, "iterations": 100000, "sweep_dimensions": [50, 200, 1000],
                      "sweep_directions": [1, 4, 16], "sweep_iterations": 20000},
@@ -64,18 +64,18 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A2", "Nonconvex MLP training under per-layer constraints",
         "A2_nonconvex_mlp_frank_wolfe.ipynb",
-        minutes={"smoke": 0.3, "quick": 1.2, "full": 20.0}, datasets=("fashion-mnist", "mnist-subset"),
+        minutes={"smoke": 0.3, "quick": 0.7, "full": 20.0}, datasets=("fashion-mnist", "mnist-subset"),
         profiles={
-            "quick": {"hidden": 64, "iterations": 300, "train_samples": 10000, "test_samples": 0,
-                      "gap_samples": 1000, "gap_every": 25},
+            "quick": {"hidden": 64, "iterations": 800, "train_samples": 10000, "test_samples": 0,
+                      "gap_samples": 1000, "gap_every": 50, "learning_rate": 0.1},
             "full": {"hidden": 256, "iterations": 20000, "train_samples": 0, "test_samples": 0,
-                     "gap_samples": 5000, "gap_every": 250},
+                     "gap_samples": 5000, "gap_every": 250, "learning_rate": 0.1},
         },
     ),
     Entry(
         "A3", "Memory and time: forward-gradient vs backprop training",
         "A3_memory_and_time.ipynb",
-        minutes={"smoke": 0.3, "quick": 1.0, "full": 5.0}, wants_gpu=True,
+        minutes={"smoke": 0.3, "quick": 0.5, "full": 5.0}, wants_gpu=True,
         profiles={
             "quick": {"width": 512, "depths": [2, 4, 8, 16], "batches": [1, 64, 1024], "repeats": 3},
             "full": {"width": 2048, "depths": [2, 4, 8, 16], "batches": [1, 256, 1024, 4096], "repeats": 5},

@@ -96,10 +96,8 @@ class PeakMemory:
     minus ``memory_allocated`` at entry.
 
     CPU (the stated method): torch's profiler with ``profile_memory=True``
-    records every allocation and free of the CPU allocator. The running total,
-    in time order, with each operator's own allocations counted at its start
-    and its own frees at its end (so the figure errs high, never low), has its
-    maximum reported. Only tensor storage is counted, not Python objects or
+    records every allocation and free of the CPU allocator with its time. The
+    running total of these records, in time order, has its maximum reported. Only tensor storage is counted, not Python objects or
     the interpreter; tensors alive before the block are not counted.
     """
 
@@ -129,12 +127,11 @@ class PeakMemory:
             self.bytes = torch.cuda.max_memory_allocated(self.device) - self._entry
             return
         self._profiler.__exit__(*exc)
-        changes = sorted(
-            (event.time_range.start if event.self_cpu_memory_usage > 0 else event.time_range.end,
-             event.self_cpu_memory_usage)
-            for event in self._profiler.events()
-            if event.self_cpu_memory_usage
-        )
+        # the allocator's own records, in time order: attributing frees to operators would move every
+        # free inside a record_function scope (e.g. Optimizer.step) to the end of that scope
+        changes = sorted((event.start_ns(), event.nbytes())
+                         for event in self._profiler.profiler.kineto_results.events()
+                         if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU)
         running = peak = 0
         for _, change in changes:
             running += change

@@ -22,14 +22,16 @@ def sample_directions(params: Mapping[str, torch.Tensor], count: int = 1, kind: 
     """``count`` random tangents per tensor, stacked on a leading axis; zero mean, unit variance."""
     if kind not in DIRECTIONS:
         raise ValueError(f"invalid direction kind {kind!r}; expected one of {', '.join(DIRECTIONS)}")
-    tangents = {}
-    for name, p in params.items():
-        u = torch.randn((count, *p.shape), generator=generator, dtype=p.dtype,
-                        device=generator.device if generator is not None else p.device)
-        if kind == "rademacher":
-            u = torch.where(u >= 0, 1.0, -1.0).to(p.dtype)
-        tangents[name] = u.to(p.device)
-    return tangents
+    return {name: _draw(p, (count, *p.shape), kind, generator) for name, p in params.items()}
+
+
+def _draw(p: torch.Tensor, shape: tuple[int, ...], kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw of tangents for ``p``, on the generator's device, then moved to ``p``'s."""
+    u = torch.randn(shape, generator=generator, dtype=p.dtype,
+                    device=generator.device if generator is not None else p.device)
+    if kind == "rademacher":
+        u = torch.where(u >= 0, 1.0, -1.0).to(p.dtype)
+    return u.to(p.device)
 
 
 def projected_forward_gradient(
@@ -60,6 +62,55 @@ def projected_forward_gradient(
             loss = losses[0]
             estimate = {k: torch.tensordot(slopes, u, dims=1).div_(directions) for k, u in tangents.items()}
     return loss, estimate
+
+
+def layerwise_forward_gradient(
+    model: nn.Sequential,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    kind: str = "gaussian",
+) -> torch.Tensor:
+    """Write ``phi = <grad f, u> u`` into every parameter's ``.grad``, one layer's tangents at a time.
+
+    The same ``phi`` as :func:`projected_forward_gradient` with one direction and the same
+    ``generator`` (same draws, in ``model.named_parameters()`` order), with less memory: forward mode
+    by hand through an ``nn.Sequential`` of ``Linear`` layers and elementwise activations. The primal
+    activation and its tangent go through layer by layer; a layer's tangent ``u`` is drawn when the
+    layer is reached and dropped after it. Once ``<grad f, u>`` is known, the generator is rewound and
+    the same ``u`` is drawn again straight into ``.grad`` and scaled. Returns the loss.
+    """
+    if kind not in DIRECTIONS:
+        raise ValueError(f"invalid direction kind {kind!r}; expected one of {', '.join(DIRECTIONS)}")
+    start = generator.get_state()
+    with torch.no_grad():
+        primal, tangent = inputs, None
+        for layer in model:
+            if isinstance(layer, nn.Linear):  # rebinding at once frees each old buffer: 3 alive at most
+                if tangent is not None:
+                    tangent = torch.nn.functional.linear(tangent, layer.weight)
+                u = _draw(layer.weight, tuple(layer.weight.shape), kind, generator)
+                # plus d(x W^T)/dW along u, i.e. x u^T
+                tangent = primal @ u.t() if tangent is None else tangent.addmm_(primal, u.t())
+                del u
+                if layer.bias is not None:
+                    tangent.add_(_draw(layer.bias, tuple(layer.bias.shape), kind, generator))
+                primal = torch.nn.functional.linear(primal, layer.weight, layer.bias)
+            elif isinstance(layer, nn.ReLU):
+                tangent.masked_fill_(primal <= 0, 0.0)
+                primal = primal.relu_() if primal is not inputs else primal.relu()
+            elif tangent is None:
+                primal = layer(primal)
+            else:
+                primal, tangent = jvp(layer, (primal,), (tangent,))
+        value, slope = jvp(lambda z: loss(z, targets), (primal,), (tangent,))
+        del primal, tangent
+        generator.set_state(start)
+        for p in model.parameters():
+            p.grad = _draw(p, tuple(p.shape), kind, generator).mul_(slope)
+    return value
 
 
 def module_loss(model: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

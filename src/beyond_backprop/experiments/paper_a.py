@@ -8,7 +8,10 @@ rho_k = 4/(k+8)^(2/3) (the "convex" schedule).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +49,11 @@ class LeastSquares:
     def gradient(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         a, b = (self.a, self.b) if rows is None else (self.a[rows], self.b[rows])
         return a.T @ (a @ theta - b) / a.shape[0]
+
+    @property
+    def initial_gap(self) -> float:
+        """f(theta_0) - f* at the start theta_0 = 0."""
+        return float(self.loss(torch.zeros(self.dimension, dtype=self.a.dtype))) - self.f_star
 
     def fw_gap(self, theta: torch.Tensor) -> torch.Tensor:
         """<grad f(theta), theta - LMO(grad f(theta))> with the exact gradient."""
@@ -140,15 +148,16 @@ def compare_methods(problem: LeastSquares, iterations: int, *, seed: int = 0) ->
 
 def floor_sweep(dimensions: list[int], direction_counts: list[int], *, n: int, iterations: int,
                 seed: int = 0) -> pd.DataFrame:
-    """Plain PFG-FW's floor: mean optimality gap over the second half of the run, per (d, m)."""
+    """Plain PFG-FW per (d, m): its floor (mean optimality gap over the second half of the run) and
+    :func:`stall_share` of its optimality gap."""
     rows = []
     for d in tqdm(dimensions, desc="dimensions"):
         problem = least_squares_problem(n, d, seed=seed)
-        initial = float(problem.loss(torch.zeros(d, dtype=torch.float64))) - problem.f_star
         for m in direction_counts:
             run = run_frank_wolfe(problem, "pfg", iterations, directions=m, seed=seed, progress=False)
-            rows.append({"dimension": d, "directions": m, "initial_gap": initial,
-                         "floor": float(run["optimality_gap"].iloc[iterations // 2:].mean())})
+            rows.append({"dimension": d, "directions": m, "initial_gap": problem.initial_gap,
+                         "floor": float(run["optimality_gap"].iloc[iterations // 2:].mean()),
+                         "stall_share": stall_share(run, problem.initial_gap)})
     return pd.DataFrame(rows)
 
 
@@ -181,3 +190,77 @@ def floor_exponent(sweep: pd.DataFrame) -> float:
 def variance_ratio(run: pd.DataFrame, dimension: int, directions: int = 1) -> float:
     """Mean ||phi - grad f||^2 over the run, divided by its Gaussian closed form (d+1)/m ||grad f||^2."""
     return float(run["estimate_error"].mean() / ((dimension + 1) / directions * run["gradient_norm2"]).mean())
+
+
+def stall_share(run: pd.DataFrame, initial_gap: float, column: str = "optimality_gap",
+                min_progress: float = 0.5) -> float:
+    """Share of the run's log-decrease of ``column`` made in its last decade of iterations.
+
+    Levels are medians over windows, since the estimate is noisy: before the last decade over
+    iterations [K/20, K/10], at the end over [K/2, K]. A run that stalls after making progress gives
+    about 0; a power law k^-a gives about 1/log10(K) whatever a (0.3 at K = 3000); a run whose end
+    level is above ``(1 - min_progress)`` times ``initial_gap`` made no progress to stall after: inf.
+    """
+    k = run["iteration"]
+    last = k.max()
+    before = float(run.loc[(k >= last / 20) & (k <= last / 10), column].median())
+    end = float(run.loc[k >= last / 2, column].median())
+    if not 0 < end <= (1 - min_progress) * initial_gap:
+        return math.inf
+    return math.log(before / end) / math.log(initial_gap / end)
+
+
+def rate_after_transient(run: pd.DataFrame, initial_gap: float, column: str = "optimality_gap",
+                         level: float = 0.5, min_decades: float = 0.5) -> float:
+    """Log-log slope of ``column`` over the tail after the transient.
+
+    The transient ends at k_t, the last iteration at which the gap is at or above ``level`` times
+    ``initial_gap`` (the plateau before the drop); the fit runs from max(K/10, 10 k_t) to K, so the
+    drop itself is left out. NaN when that tail spans under ``min_decades`` decades or holds under
+    10 positive entries: the run is too short to show a rate.
+    """
+    k = run["iteration"]
+    above = k[run[column] >= level * initial_gap]
+    start = max(k.max() / 10, 10 * (above.max() if len(above) else 0))
+    tail = run[(k >= start) & (run[column] > 0)]
+    if len(tail) < 10 or math.log10(k.max() / start) < min_decades:
+        return float("nan")
+    return loglog_slope(tail["iteration"], tail[column])
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A claim's measured value and the setting it was measured at; ``untestable`` says why not, if so."""
+
+    value: float | None
+    at: Mapping[str, Any] = field(default_factory=dict)
+    untestable: str = ""
+
+
+def record(ledger, measurements: Mapping[str, Measurement]) -> None:
+    """Record every measurement in a ``results.ClaimLedger`` (as not testable where it says why)."""
+    for claim_id, item in measurements.items():
+        if item.untestable:
+            ledger.not_testable(claim_id, item.untestable, at=dict(item.at))
+        else:
+            ledger.measure(claim_id, item.value, at=dict(item.at))
+
+
+def claim_measurements(runs: pd.DataFrame, sweep: pd.DataFrame, problem: LeastSquares,
+                       sweep_iterations: int) -> dict[str, Measurement]:
+    """A1's claims from the method comparison (:func:`compare_methods`) and the floor sweep."""
+    by_method = {m: r for m, r in runs.groupby("method")}
+    at = {"iterations": int(runs["iteration"].max()), "dimension": problem.dimension}
+    least_noisy = sweep.assign(ratio=sweep["dimension"] / sweep["directions"]).sort_values(
+        ["ratio", "directions"], ascending=[True, False]).iloc[0]
+    averaged = by_method["averaged-pfg"]
+    return {
+        "A1.1": Measurement(float(least_noisy["stall_share"]), {
+            "iterations": sweep_iterations, "dimension": int(least_noisy["dimension"]),
+            "directions": int(least_noisy["directions"])}),
+        "A1.2": Measurement(tail_slope(averaged, "optimality_gap"), at),
+        "A1.3": Measurement(tail_slope(averaged, "estimate_error"), at),
+        "A1.4": Measurement(floor_exponent(sweep), {"iterations": sweep_iterations}),
+        "A1.5": Measurement(rate_after_transient(averaged, problem.initial_gap), at),
+        "A1.6": Measurement(variance_ratio(by_method["pfg"], problem.dimension), at),
+    }

@@ -40,7 +40,15 @@ class ConstraintSet:
         """max over a, b in C of ||a - b||_2."""
         return self.radius * self._diameter_per_radius()
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
+    def lmo(self, g: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``argmin_{s in C} <g, s>``, written into ``out`` (shaped like ``g``) when given: no new tensor."""
+        if out is not None and out.shape != g.shape:
+            raise ValueError(f"invalid out of shape {tuple(out.shape)}; expected the shape of g, {tuple(g.shape)}")
+        s = torch.empty_like(g) if out is None else out
+        self._lmo_into(g, s)
+        return s
+
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         raise NotImplementedError
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,13 +79,11 @@ class L1Ball(ConstraintSet):
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs().sum()
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         flat = g.reshape(-1)
         i = torch.argmax(flat.abs())
-        s = torch.zeros_like(flat)
-        sign = torch.where(flat[i] < 0, 1.0, -1.0).to(flat.dtype)
-        s[i] = sign * self.radius
-        return s.reshape(g.shape)
+        s.zero_()
+        s.view(-1)[i] = torch.where(flat[i] < 0, s.new_tensor(self.radius), s.new_tensor(-self.radius))
 
 
 class L2Ball(ConstraintSet):
@@ -89,9 +95,9 @@ class L2Ball(ConstraintSet):
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.vector_norm(x)
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         size = torch.linalg.vector_norm(g)
-        return torch.where(size > 0, -self.radius * g / size.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))
+        torch.mul(g, torch.where(size > 0, -self.radius / size.clamp_min(torch.finfo(g.dtype).tiny), size.new_zeros(())), out=s)
 
 
 class LInfBall(ConstraintSet):
@@ -103,10 +109,9 @@ class LInfBall(ConstraintSet):
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs().max()
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
-        s = torch.full_like(g, self.radius)
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
+        s.fill_(self.radius)
         s[g > 0] = -self.radius
-        return s
 
 
 class LpBall(ConstraintSet):
@@ -128,11 +133,12 @@ class LpBall(ConstraintSet):
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.vector_norm(x, ord=self.p)
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         size = torch.linalg.vector_norm(g, ord=self.q)
         if size == 0:
-            return torch.zeros_like(g)
-        return -self.radius * torch.sign(g) * (g.abs() / size) ** (self.q - 1)
+            s.zero_()
+            return
+        torch.div(g.abs(), size, out=s).pow_(self.q - 1).mul_(torch.sign(g)).mul_(-self.radius)
 
 
 class KSparsePolytope(ConstraintSet):
@@ -153,14 +159,11 @@ class KSparsePolytope(ConstraintSet):
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         return torch.maximum(x.abs().max(), x.abs().sum() / self.k)
 
-    def lmo(self, g: torch.Tensor) -> torch.Tensor:
+    def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         flat = g.reshape(-1)
         top = torch.topk(flat.abs(), self.k).indices
-        s = torch.zeros_like(flat)
-        values = torch.full_like(flat[top], self.radius)
-        values[flat[top] > 0] = -self.radius
-        s[top] = values
-        return s.reshape(g.shape)
+        s.zero_()
+        s.view(-1)[top] = torch.where(flat[top] > 0, s.new_tensor(-self.radius), s.new_tensor(self.radius))
 
 
 SETS = ("l1", "l2", "linf", "lp", "k-sparse")

@@ -27,7 +27,11 @@ SCHEDULES: dict[str, tuple[Schedule, Schedule]] = {
     "convex": (lambda k: 2.0 / (k + 8), lambda k: min(1.0, 4.0 / (k + 8) ** (2 / 3))),
     "nonconvex": (lambda k: 1.0 / (k + 1), lambda k: (k + 1) ** (-2 / 3)),
     "uniform-mean": (lambda k: 2.0 / (k + 8), lambda k: 1.0 / (k + 1)),
+    # SFW practice (Pokutta, Spiegel & Zimmer 2020): a constant step (times step_scale, the learning
+    # rate; with rescale="diameter" divided by each set's diameter) and momentum 0.9 as the averaging
+    "sfw": (lambda k: 1.0, lambda k: 0.1),
 }
+RESCALES = (None, "diameter")
 
 
 def named_schedule(name: str) -> tuple[Schedule, Schedule]:
@@ -43,24 +47,30 @@ def frank_wolfe_update(
     directions: Sequence[torch.Tensor | None],
     constraints: Sequence[ConstraintSet],
     *,
-    gamma: float,
+    gamma: float | Sequence[float],
     rho: float,
+    buffer: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """One FW step in place on ``params``; returns the new directions ``d_k`` and the FW gap.
 
-    ``directions[i]`` is ``d_{k-1}`` (``None`` on the first step, treated as 0). ``rho = 1`` means
-    no averaging.
+    ``directions[i]`` is ``d_{k-1}`` (``None`` on the first step, treated as 0) and is averaged in
+    place; ``rho = 1`` means no averaging, and then ``d_k`` is the estimate itself (no copy).
+    ``gamma`` is one step for every tensor or one per tensor. ``buffer`` (at least as many entries
+    as the largest tensor, same dtype) receives each LMO vertex in turn, so the step allocates no
+    parameter-sized tensor.
     """
-    if not 0 <= gamma <= 1:
-        raise ValueError(f"invalid gamma {gamma!r}; expected 0 <= gamma <= 1")
+    gammas = [gamma] * len(params) if isinstance(gamma, (int, float)) else list(gamma)
+    if len(gammas) != len(params) or not all(0 <= g <= 1 for g in gammas):
+        raise ValueError(f"invalid gamma {gamma!r}; expected 0 <= gamma <= 1, one value or one per tensor")
     if not 0 < rho <= 1:
         raise ValueError(f"invalid rho {rho!r}; expected 0 < rho <= 1")
     new_directions, gap = [], torch.zeros((), dtype=params[0].dtype, device=params[0].device)
-    for p, g, d, c in zip(params, estimates, directions, constraints):
-        d = g.clone() if d is None or rho == 1 else d.mul(1 - rho).add_(g, alpha=rho)
-        s = c.lmo(d)
-        gap = gap + torch.sum(d * (p - s))
-        p.mul_(1 - gamma).add_(s, alpha=gamma)
+    for p, g, d, c, step in zip(params, estimates, directions, constraints, gammas):
+        d = g if d is None or rho == 1 else d.mul_(1 - rho).add_(g, alpha=rho)
+        s = c.lmo(d, out=None if buffer is None else buffer[:d.numel()].view_as(d))
+        flat = d.reshape(-1)
+        gap = gap + (flat @ p.reshape(-1) - flat @ s.reshape(-1))
+        p.mul_(1 - step).add_(s, alpha=step)
         new_directions.append(d)
     return new_directions, gap
 
@@ -76,15 +86,20 @@ class FrankWolfe(torch.optim.Optimizer):
             or a ``(gamma, rho)`` pair of callables of k.
         averaging: average the estimates with rho_k (averaged FW); without it, d_k = g_k.
         step_scale: multiplies gamma_k (clamped to [0, 1]), e.g. SFW's learning rate for deep nets.
+        rescale: ``"diameter"`` divides each tensor's step by its set's L2 diameter, as SFW's
+            ``rescale='diameter'``: ``gamma = min(1, gamma_k * step_scale / D)``, so that a step moves the
+            tensor by about ``step_scale`` whatever the set's size. ``None``: the same step for all.
 
     After :meth:`step`, ``fw_gap`` holds the FW gap of the direction used (a 0-d tensor).
     """
 
     def __init__(self, params, schedule: str | tuple[Schedule, Schedule] = "convex", averaging: bool = False,
-                 step_scale: float = 1.0) -> None:
+                 step_scale: float = 1.0, rescale: str | None = None) -> None:
         gamma, rho = named_schedule(schedule) if isinstance(schedule, str) else schedule
         if step_scale <= 0:
             raise ValueError(f"invalid step_scale {step_scale!r}; expected > 0")
+        if rescale not in RESCALES:
+            raise ValueError(f"invalid rescale {rescale!r}; expected None or 'diameter'")
         super().__init__(params, {"constraint": None})
         for group in self.param_groups:
             if len(group["params"]) != 1 or not isinstance(group["constraint"], ConstraintSet):
@@ -93,7 +108,9 @@ class FrankWolfe(torch.optim.Optimizer):
                 raise ValueError(f"constraint {group['constraint']!r} does not fit a tensor of "
                                  f"{group['params'][0].numel()} entries")
         self.gamma, self.rho, self.averaging, self.step_scale = gamma, rho, averaging, step_scale
+        self.rescale = rescale
         self.iteration = 0
+        self._buffer: torch.Tensor | None = None  # one LMO vertex at a time, sized for the largest tensor
         self.fw_gap = torch.zeros(())
 
     @torch.no_grad()
@@ -107,12 +124,22 @@ class FrankWolfe(torch.optim.Optimizer):
             return loss
         params = [g["params"][0] for g in groups]
         directions = [self.state[p].get("direction") for p in params]
-        gamma = min(1.0, self.gamma(self.iteration) * self.step_scale)
+        base = self.gamma(self.iteration) * self.step_scale
+        gammas = [min(1.0, base / g["constraint"].diameter if self.rescale == "diameter" else base) for g in groups]
         rho = self.rho(self.iteration) if self.averaging else 1.0
         new_directions, self.fw_gap = frank_wolfe_update(
-            params, [p.grad for p in params], directions, [g["constraint"] for g in groups], gamma=gamma, rho=rho)
+            params, [p.grad for p in params], directions, [g["constraint"] for g in groups], gamma=gammas, rho=rho,
+            buffer=self._lmo_buffer(params))
         if self.averaging:
             for p, d in zip(params, new_directions):
-                self.state[p]["direction"] = d
+                self.state[p]["direction"] = d.clone() if d is p.grad else d  # the state never aliases .grad
         self.iteration += 1
         return loss
+
+    def _lmo_buffer(self, params: list[torch.Tensor]) -> torch.Tensor:
+        size = max(p.numel() for p in params)
+        p = params[0]
+        if self._buffer is None or self._buffer.numel() < size or self._buffer.dtype != p.dtype \
+                or self._buffer.device != p.device:
+            self._buffer = torch.empty(size, dtype=p.dtype, device=p.device)
+        return self._buffer
