@@ -6,7 +6,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .catalogue import CATALOGUE, PAPERS
 from .results import FAILED, VERDICTS
@@ -52,12 +52,23 @@ def verdict_counts(states: dict[str, dict[str, Any]]) -> Counter:
     return counts
 
 
-def render_report(output: Path, profile: str) -> str:
-    """The Markdown of ``REPORT.md`` for the notebooks found under ``output``."""
+UNFINISHED = "did not finish"
+
+
+def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> str:
+    """The Markdown of ``REPORT.md`` for the notebooks found under ``output``.
+
+    ``unfinished``: notebooks of this run stopped by Ctrl-C; whatever an earlier run left for them is not reported.
+    """
     states = {e.id: notebook_state(output, e.id) for e in CATALOGUE}
+    for notebook_id in unfinished:
+        states[notebook_id] = {"status": UNFINISHED, "claims": [], "manifest": None}
     counts = verdict_counts(states)
     failed = [i for i, s in states.items() if s["status"] == FAILED]
     lines = [f"# Claims report: profile `{profile}`", ""]
+    if unfinished:
+        lines += [f"**INCOMPLETE: interrupted; {len(unfinished)} notebook(s) did not finish "
+                  f"({', '.join(unfinished)}); their claims are not reported. Rerun to complete.**", ""]
     if failed:
         lines += [f"**INCOMPLETE: {len(failed)} notebook(s) failed ({', '.join(failed)}); "
                   "their claims are not reported. See `logs/`.**", ""]
@@ -92,9 +103,10 @@ def render_report(output: Path, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(output: Path, profile: str) -> Path:
+def write_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> Path:
+    """Write ``output/REPORT.md`` (see :func:`render_report`)."""
     path = output / "REPORT.md"
-    path.write_text(render_report(output, profile))
+    path.write_text(render_report(output, profile, unfinished))
     return path
 
 
