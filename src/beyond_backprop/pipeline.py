@@ -174,6 +174,14 @@ def select(names: Sequence[str], run_all: bool) -> list[Entry]:
     return chosen
 
 
+def _datasets_parameter(job: Job) -> list[str] | None:
+    """The ``datasets`` a job runs on: the injected value, else the notebook's default; None without one."""
+    if "datasets" in job.parameters:
+        return job.parameters["datasets"]
+    declared = declared_parameters(job.source).get("datasets")
+    return ast.literal_eval(declared["default"]) if declared else None
+
+
 def check_data(jobs: list[Job], download: bool) -> None:
     """Every dataset a job requires, and one of those it can run on, must resolve before anything runs.
 
@@ -186,9 +194,9 @@ def check_data(jobs: list[Job], download: bool) -> None:
                 resolve(dataset, data_dir, download)
             except DataMissing as error:
                 raise UsageError(f"{e.id} needs {error}") from None
-        wanted = [d for d in e.any_datasets if d in job.parameters.get("datasets", e.any_datasets)]
         if not e.any_datasets:
             continue
+        wanted = [d for d in e.any_datasets if d in (_datasets_parameter(job) or e.any_datasets)]
         if not wanted:
             raise UsageError(f"{e.id} runs on {', '.join(e.any_datasets)}; its datasets parameter names none of them")
         missing = []
