@@ -253,6 +253,34 @@ def fake_resolve(present: set[str]):
     return resolve
 
 
+THREADS = '''import torch
+from beyond_backprop import results, runtime
+out = runtime.prepare_output_dir("Z8", output_dir)
+ledger = results.ClaimLedger("Z8", profile=profile, device=device)
+ledger.add(results.Claim("Z8.1", paper="A", statement="torch threads in this kernel", paper_value="1",
+                         measured=torch.get_num_threads(), rule=results.AtMost(1)))
+ledger.save(out)
+'''
+
+
+@pytest.mark.parametrize("user_threads, expected", [(None, 1), ("2", 2)])
+def test_kernels_of_parallel_workers_see_one_torch_thread_unless_the_user_chose(
+        fixture_catalogue, capsys, monkeypatch, user_threads, expected):
+    make_notebook(fixture_catalogue / "notebooks" / "Z8_threads.ipynb", THREADS)
+    entries = tuple(Entry(i, "threads", "Z8_threads.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1})
+                    for i in ("Z8", "Z9"))
+    for module in (pipeline, report, catalogue):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    for name in pipeline.THREAD_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    if user_threads:
+        monkeypatch.setenv("OMP_NUM_THREADS", user_threads)
+    output = fixture_catalogue / "out"
+    assert run(capsys, "Z8", "Z9", "--jobs", "2", "--output", str(output), "--device", "cpu")[0] == 0
+    for notebook_id in ("Z8", "Z9"):
+        assert json.loads((output / notebook_id / "claims.json").read_text())["claims"][0]["measured"] == expected
+
+
 def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue, capsys, monkeypatch):
     for name in pipeline.THREAD_ENVS:
         monkeypatch.delenv(name, raising=False)
@@ -260,6 +288,8 @@ def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue
     assert all(name not in os.environ for name in pipeline.THREAD_ENVS)
     pipeline.thread_environment(2)
     assert all(os.environ[name] == "1" for name in pipeline.THREAD_ENVS)
+    for name in pipeline.THREAD_ENVS:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     pipeline.thread_environment(2)
-    assert os.environ["OMP_NUM_THREADS"] == "2"
+    assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ

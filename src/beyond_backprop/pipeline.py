@@ -258,10 +258,13 @@ def run_jobs(jobs: list[Job], workers: int) -> tuple[list[Outcome], bool]:
 
 
 def thread_environment(workers: int) -> None:
-    """Parallel workers: one torch thread per kernel, unless the user set the thread variables."""
-    if workers > 1:
+    """Parallel workers: one torch thread per kernel, unless the user set a thread variable.
+
+    Both variables are left alone when either is set: torch follows ``MKL_NUM_THREADS`` when only that is set.
+    """
+    if workers > 1 and not any(os.environ.get(name) for name in THREAD_ENVS):
         for name in THREAD_ENVS:
-            os.environ.setdefault(name, "1")
+            os.environ[name] = "1"
 
 
 def compare_verdicts(reference: Path, fresh: Path, ids: list[str]) -> list[str]:
