@@ -174,35 +174,39 @@ def select(names: Sequence[str], run_all: bool) -> list[Entry]:
     return chosen
 
 
-def _datasets_parameter(job: Job) -> list[str] | None:
-    """The ``datasets`` a job runs on: the injected value, else the notebook's default; None without one."""
-    if "datasets" in job.parameters:
-        return job.parameters["datasets"]
-    declared = declared_parameters(job.source).get("datasets")
+def _datasets_parameter(e: Entry, parameters: dict[str, Any]) -> list[str] | None:
+    """The ``datasets`` a run uses: the injected value, else the notebook's default; None without one."""
+    if "datasets" in parameters:
+        return parameters["datasets"]
+    if not is_ready(e):
+        return None
+    declared = declared_parameters(notebook_path(e)).get("datasets")
     return ast.literal_eval(declared["default"]) if declared else None
 
 
-def check_data(jobs: list[Job], download: bool) -> None:
-    """Every dataset a job requires, and one of those it can run on, must resolve before anything runs.
+def check_data(entries: list[Entry], data_dir: str, download: bool,
+               parameters: dict[str, dict[str, Any]] | None = None) -> None:
+    """Every dataset an entry requires, and one of those it can run on, must resolve before anything runs.
 
-    An entry's ``any_datasets`` are narrowed to the job's ``datasets`` parameter when the notebook has one.
+    ``parameters`` (the run's, by entry id) narrow an entry's ``any_datasets`` to its ``datasets`` parameter;
+    without them the notebook's default is used.
     """
-    for job in jobs:
-        e, data_dir = job.entry, job.parameters["data_dir"] or None
+    for e in entries:
         for dataset in e.datasets:
             try:
-                resolve(dataset, data_dir, download)
+                resolve(dataset, data_dir or None, download)
             except DataMissing as error:
                 raise UsageError(f"{e.id} needs {error}") from None
         if not e.any_datasets:
             continue
-        wanted = [d for d in e.any_datasets if d in (_datasets_parameter(job) or e.any_datasets)]
+        chosen = _datasets_parameter(e, (parameters or {}).get(e.id, {})) or e.any_datasets
+        wanted = [d for d in e.any_datasets if d in chosen]
         if not wanted:
             raise UsageError(f"{e.id} runs on {', '.join(e.any_datasets)}; its datasets parameter names none of them")
         missing = []
         for dataset in wanted:
             try:
-                resolve(dataset, data_dir, download)
+                resolve(dataset, data_dir or None, download)
                 break
             except DataMissing as error:
                 missing.append(error)
@@ -399,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "data_dir": args.data_dir, "output_dir": str(output / e.id)}
             jobs.append(Job(e, notebook_path(e), output / e.id,
                             build_parameters(e, args.profile, common, overrides), progress=args.jobs == 1))
-        check_data(jobs, args.download)
+        check_data(entries, args.data_dir, args.download, {job.entry.id: job.parameters for job in jobs})
         check_writable(output)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
