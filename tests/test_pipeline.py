@@ -1,6 +1,7 @@
 """The reproduce CLI: selection, bad input, failures and the report, on tiny fixture notebooks."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -8,6 +9,7 @@ import pytest
 
 from beyond_backprop import catalogue, pipeline, report
 from beyond_backprop.catalogue import Entry
+from beyond_backprop.data import DataMissing
 
 PARAMETERS = '''profile: str = "smoke"
 device: str = "auto"
@@ -26,10 +28,10 @@ ledger.save(out)
 '''
 
 
-def make_notebook(path: Path, body: str, with_parameters: bool = True) -> None:
+def make_notebook(path: Path, body: str, with_parameters: bool = True, extra_parameters: str = "") -> None:
     cells = []
     if with_parameters:
-        cell = nbformat.v4.new_code_cell(PARAMETERS)
+        cell = nbformat.v4.new_code_cell(PARAMETERS + extra_parameters)
         cell.metadata["tags"] = ["parameters"]
         cells.append(cell)
     cells.append(nbformat.v4.new_code_cell(body))
@@ -45,6 +47,8 @@ def fixture_catalogue(tmp_path, monkeypatch):
     make_notebook(notebooks / "Z1_ok.ipynb", CLAIMS)
     make_notebook(notebooks / "Z2_broken.ipynb", "raise RuntimeError('shape mismatch')")
     make_notebook(notebooks / "Z3_no_parameters.ipynb", "print(1)", with_parameters=False)
+    make_notebook(notebooks / "Z7_graphs.ipynb", "print(datasets)",
+                  extra_parameters='datasets: list = ["cora", "pubmed"]  # graphs to run\n')
     entries = (
         Entry("Z1", "ok", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
               profiles={"quick": {"scale": 2.0}}),
@@ -53,6 +57,9 @@ def fixture_catalogue(tmp_path, monkeypatch):
         Entry("Z4", "planned", "Z4_planned.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1}),
         Entry("Z5", "needs data", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
               datasets=("pubmed",)),
+        Entry("Z6", "second ok", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1}),
+        Entry("Z7", "graphs", "Z7_graphs.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
+              any_datasets=("cora", "citeseer", "pubmed")),
     )
     for module in (pipeline, report, catalogue):
         monkeypatch.setattr(module, "CATALOGUE", entries)
@@ -144,7 +151,7 @@ def test_readme_table_is_generated_between_markers(fixture_catalogue, tmp_path):
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nend\n")
     assert report.update_readme(readme, output, "quick")
     text = readme.read_text()
-    assert "| Z1.1 | s | 1 | 2 | reproduced |" in text and "old" not in text and text.endswith("end\n")
+    assert "| Z1.1 | paper | s | - | 1 | 2 | reproduced |" in text and "old" not in text and text.endswith("end\n")
 
 
 def test_real_catalogue_entries_match_their_notebooks():
@@ -155,3 +162,134 @@ def test_real_catalogue_entries_match_their_notebooks():
         for profile in ("quick", "full"):
             common = {"profile": profile, "device": "cpu", "seed": 0, "data_dir": "", "output_dir": ""}
             pipeline.build_parameters(entry, profile, common, {})
+
+
+def fake_execute(job: pipeline.Job) -> pipeline.Outcome:
+    """What a successful notebook leaves behind: a manifest and one reproduced claim."""
+    job.output.mkdir(parents=True, exist_ok=True)
+    (job.output / "manifest.json").write_text(json.dumps({"status": "complete", "minutes": 0.0}))
+    (job.output / "claims.json").write_text(json.dumps({"claims": [
+        {"id": f"{job.entry.id}.1", "statement": "s", "paper_value": "1", "measured": 1.0, "unit": "",
+         "rule": ">= 1", "reason": "1 >= 1", "verdict": "reproduced"}]}))
+    return pipeline.Outcome(job.entry.id, "complete", 0.0)
+
+
+def test_relative_paths_are_read_from_the_folder_where_the_command_was_typed(fixture_catalogue, capsys, monkeypatch):
+    typed_in = fixture_catalogue / "elsewhere" / "deeper"
+    typed_in.mkdir(parents=True)
+    (fixture_catalogue / "elsewhere" / "mydata").mkdir()
+    monkeypatch.chdir(typed_in)
+    monkeypatch.setenv("BEYOND_BACKPROP_DATA", "../mydata")
+    seen = []
+    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or fake_execute(job))
+    code, _, _ = run(capsys, "Z1", "--data-dir", "../mydata", "--output", "out")
+    assert code == 0
+    mydata = str(fixture_catalogue / "elsewhere" / "mydata")
+    assert os.environ["BEYOND_BACKPROP_DATA"] == mydata, "kernels inherit the absolute data root"
+    assert seen[0].parameters["data_dir"] == mydata
+    assert seen[0].parameters["output_dir"] == str(typed_in / "out" / "Z1")
+    assert (typed_in / "out" / "REPORT.md").is_file()
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_2(fixture_catalogue, capsys, monkeypatch):
+    blocker = fixture_catalogue / "somefile"
+    blocker.write_text("a file, not a folder")
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    code, out, err = run(capsys, "Z1", "--output", str(blocker / "sub"))
+    assert code == 2 and "cannot write to the output folder" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in out + err
+
+
+def test_ctrl_c_writes_an_incomplete_report_and_a_rerun_completes(fixture_catalogue, capsys, monkeypatch):
+    output = fixture_catalogue / "out"
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    assert run(capsys, "Z1", "Z6", "--output", str(output))[0] == 0
+    calls = []
+
+    def interrupted_at_second(job):
+        calls.append(job.entry.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fake_execute(job)
+
+    monkeypatch.setattr(pipeline, "execute", interrupted_at_second)
+    code, _, err = run(capsys, "Z1", "Z6", "--output", str(output))
+    assert code == 130 and "Z6 did not finish" in err
+    text = (output / "REPORT.md").read_text()
+    assert text.splitlines()[2].startswith("**INCOMPLETE: interrupted; 1 notebook(s) did not finish (Z6)")
+    assert "| Z6 | second ok | did not finish |" in text and "Z6.1" not in text, "an earlier run's claims do not count"
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    assert run(capsys, "Z1", "Z6", "--output", str(output))[0] == 0
+    text = (output / "REPORT.md").read_text()
+    assert "INCOMPLETE" not in text and "Z6.1" in text
+
+
+@pytest.mark.parametrize("present, argv, message", [
+    (set(), [], "Z7 needs one of cora, pubmed; none was found: dataset 'cora'"),
+    ({"citeseer"}, [], "Z7 needs one of cora, pubmed; none was found"),
+    ({"cora"}, ["-p", "datasets=['citeseer']"], "Z7 needs one of citeseer; none was found: dataset 'citeseer'"),
+    ({"cora"}, ["-p", "datasets=['mnist']"], "its datasets parameter names none of them"),
+])
+def test_a_graph_notebook_without_any_of_its_graphs_is_one_line_and_exit_2(
+        fixture_catalogue, capsys, monkeypatch, present, argv, message):
+    monkeypatch.setattr(pipeline, "resolve", fake_resolve(present))
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    code, out, err = run(capsys, "Z7", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("present", [{"cora"}, {"pubmed"}, {"cora", "citeseer", "pubmed"}])
+def test_a_graph_notebook_runs_on_the_graphs_it_finds(fixture_catalogue, capsys, monkeypatch, present):
+    monkeypatch.setattr(pipeline, "resolve", fake_resolve(present))
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    assert run(capsys, "Z7", "--output", str(fixture_catalogue / "out"))[0] == 0
+
+
+def fake_resolve(present: set[str]):
+    def resolve(name, data_dir=None, download=False):
+        if name not in present:
+            raise DataMissing(f"dataset {name!r} ({name}) not found. Looked in $BEYOND_BACKPROP_DATA: /x/{name}")
+        return name
+    return resolve
+
+
+THREADS = '''import torch
+from beyond_backprop import results, runtime
+out = runtime.prepare_output_dir("Z8", output_dir)
+ledger = results.ClaimLedger("Z8", profile=profile, device=device)
+ledger.add(results.Claim("Z8.1", paper="A", statement="torch threads in this kernel", paper_value="1",
+                         measured=torch.get_num_threads(), rule=results.AtMost(1)))
+ledger.save(out)
+'''
+
+
+@pytest.mark.parametrize("user_threads, expected", [(None, 1), ("2", 2)])
+def test_kernels_of_parallel_workers_see_one_torch_thread_unless_the_user_chose(
+        fixture_catalogue, capsys, monkeypatch, user_threads, expected):
+    make_notebook(fixture_catalogue / "notebooks" / "Z8_threads.ipynb", THREADS)
+    entries = tuple(Entry(i, "threads", "Z8_threads.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1})
+                    for i in ("Z8", "Z9"))
+    for module in (pipeline, report, catalogue):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    for name in pipeline.THREAD_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    if user_threads:
+        monkeypatch.setenv("OMP_NUM_THREADS", user_threads)
+    output = fixture_catalogue / "out"
+    assert run(capsys, "Z8", "Z9", "--jobs", "2", "--output", str(output), "--device", "cpu")[0] == 0
+    for notebook_id in ("Z8", "Z9"):
+        assert json.loads((output / notebook_id / "claims.json").read_text())["claims"][0]["measured"] == expected
+
+
+def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue, capsys, monkeypatch):
+    for name in pipeline.THREAD_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    pipeline.thread_environment(1)
+    assert all(name not in os.environ for name in pipeline.THREAD_ENVS)
+    pipeline.thread_environment(2)
+    assert all(os.environ[name] == "1" for name in pipeline.THREAD_ENVS)
+    for name in pipeline.THREAD_ENVS:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    pipeline.thread_environment(2)
+    assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ

@@ -72,3 +72,27 @@ def test_metric_table_is_tidy(tmp_path):
     assert list(frame.columns) == ["method", "iteration", "metric", "value"]
     table.save(tmp_path)
     assert (tmp_path / "metrics.csv").read_text().splitlines()[1] == "fw,1,gap,0.5"
+
+
+def test_significant_keeps_four_stable_digits_and_the_magnitude():
+    import pandas as pd
+
+    machine_a = pd.DataFrame({"variant": ["rho=1e-06", "rho=1"], "residual": [24190.27, 0.81231], "runs": [3, 4]})
+    machine_b = machine_a.assign(residual=[24190.25, 0.81233])  # the same run, other summation order
+    shown = results.significant(machine_a)
+    assert shown.to_string() == results.significant(machine_b).to_string()
+    assert list(shown["residual"]) == ["2.419e+04", "0.8123"] and list(shown["runs"]) == [3, 4]
+    diverged = machine_a.assign(residual=[3.1e12, float("nan")])
+    assert list(results.significant(diverged)["residual"]) == ["3.1e+12", "nan"], "a diverging value stays visible"
+
+
+def test_below_shows_round_off_as_a_bound_and_real_values_as_numbers():
+    assert results.below(8.7e-19, 1e-12) == results.below(1.7e-18, 1e-12) == "below 1e-12"
+    assert results.below(3.2e-5, 1e-12) == "3.2e-05"
+
+
+def test_print_verdicts_prints_ids_and_verdicts_only(capsys):
+    ledger = ClaimLedger("Z1", profile="smoke", device="cpu")
+    ledger.add(Claim("Z1.1", paper="A", statement="s", paper_value="1", measured=0.123456, rule=AtLeast(1.0)))
+    ledger.print_verdicts()
+    assert capsys.readouterr().out == "Z1.1   not reproduced\n"

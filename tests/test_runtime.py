@@ -1,4 +1,9 @@
-"""Device choice, seeding, timers and the CPU peak-memory meter."""
+"""Device choice, seeding, timers, the CPU peak-memory meter, user paths and provenance."""
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +92,65 @@ def test_output_dir_default_and_manifest(tmp_path, monkeypatch):
     text = path.read_text()
     for key in ("torch", "device_name", "git_revision", "seed", "profile"):
         assert f'"{key}"' in text
+
+
+def git(root, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+def test_only_uncommitted_code_makes_the_revision_dirty(tmp_path):
+    for name in ("src/pkg/a.py", "notebooks/A1.ipynb", "reproduce.py", "pyproject.toml", "README.md",
+                 "outputs/quick/REPORT.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("v1\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "one")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True).stdout.strip()
+    assert runtime.git_state(tmp_path) == (head, [])
+    (tmp_path / "outputs/quick/REPORT.md").write_text("written by a run\n")
+    (tmp_path / "outputs/quick/A1").mkdir()
+    (tmp_path / "outputs/quick/A1/manifest.json").write_text("{}\n")
+    (tmp_path / "README.md").write_text("results block rewritten\n")
+    assert runtime.git_state(tmp_path) == (head, []), "files a run writes never make the code dirty"
+    (tmp_path / "src/pkg/a.py").write_text("v2\n")
+    (tmp_path / "notebooks/B1.ipynb").write_text("new, not committed\n")
+    assert runtime.git_state(tmp_path) == (head + "+dirty", ["notebooks/B1.ipynb", "src/pkg/a.py"])
+    assert runtime.git_revision(tmp_path) == head + "+dirty"
+    with tempfile.TemporaryDirectory() as outside:
+        assert runtime.git_state(Path(outside)) == ("unknown", [])
+
+
+def test_the_manifest_lists_dirty_files():
+    manifest = runtime.environment_manifest("cpu", 0)
+    assert isinstance(manifest["dirty_files"], list)
+    assert manifest["git_revision"].endswith("+dirty") == bool(manifest["dirty_files"])
+
+
+def test_a_relative_path_is_read_from_where_the_user_typed(tmp_path, monkeypatch):
+    typed_in, kernel_cwd = tmp_path / "checkout", tmp_path / "checkout" / "notebooks"
+    kernel_cwd.mkdir(parents=True)
+    monkeypatch.chdir(kernel_cwd)
+    monkeypatch.setenv("PWD", str(typed_in))  # a JupyterLab kernel: cwd is the notebook folder, PWD the shell's
+    assert runtime.user_path("../shared/data") == typed_in / "../shared/data"
+    assert runtime.user_path("/abs/path") == Path("/abs/path")
+    monkeypatch.delenv("PWD")
+    assert runtime.user_path("out") == kernel_cwd / "out"
+    monkeypatch.setenv("PWD", str(tmp_path / "gone"))
+    assert runtime.user_path("out") == kernel_cwd / "out", "a PWD that is no folder is ignored"
+    monkeypatch.setenv("PWD", str(typed_in))
+    assert runtime.prepare_output_dir("Z9", "my_outputs") == typed_in / "my_outputs"
+    monkeypatch.setenv(runtime.OUTPUT_ENV, "runs")
+    assert runtime.prepare_output_dir("Z9") == typed_in / "runs" / "Z9"
+
+
+def test_environment_paths_become_absolute_once(tmp_path, monkeypatch):
+    from beyond_backprop.data import sources
+
+    monkeypatch.setenv(sources.DATA_ENV, "../shared/data")
+    monkeypatch.setenv(runtime.OUTPUT_ENV, "/already/absolute")
+    sources.make_environment_absolute(tmp_path / "checkout")
+    assert os.environ[sources.DATA_ENV] == str(tmp_path / "shared" / "data")
+    assert os.environ[runtime.OUTPUT_ENV] == "/already/absolute"

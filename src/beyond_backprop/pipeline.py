@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 from .catalogue import CATALOGUE, PROFILES, Entry, entry
-from .data.sources import DATA_ENV, DOWNLOAD_ENV, DataMissing, resolve
+from .data.sources import DATA_ENV, DOWNLOAD_ENV, DataMissing, make_environment_absolute, resolve
 from .report import update_readme, verdict_counts, notebook_state, write_report
 from .results import FAILED, VERDICTS
 from .runtime import DeviceUnavailable, environment_manifest, project_root, resolve_device
@@ -33,6 +33,7 @@ ROOT = project_root(Path(__file__).resolve().parent)
 NOTEBOOKS = ROOT / "notebooks"
 COMMON_PARAMETERS = ("profile", "device", "seed", "data_dir", "output_dir")
 KERNEL = "python3"
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read by torch when a kernel imports it
 
 
 class UsageError(Exception):
@@ -173,14 +174,44 @@ def select(names: Sequence[str], run_all: bool) -> list[Entry]:
     return chosen
 
 
-def check_data(entries: list[Entry], data_dir: str, download: bool) -> None:
-    """Every dataset the chosen notebooks require must resolve before anything runs."""
+def _datasets_parameter(e: Entry, parameters: dict[str, Any]) -> list[str] | None:
+    """The ``datasets`` a run uses: the injected value, else the notebook's default; None without one."""
+    if "datasets" in parameters:
+        return parameters["datasets"]
+    if not is_ready(e):
+        return None
+    declared = declared_parameters(notebook_path(e)).get("datasets")
+    return ast.literal_eval(declared["default"]) if declared else None
+
+
+def check_data(entries: list[Entry], data_dir: str, download: bool,
+               parameters: dict[str, dict[str, Any]] | None = None) -> None:
+    """Every dataset an entry requires, and one of those it can run on, must resolve before anything runs.
+
+    ``parameters`` (the run's, by entry id) narrow an entry's ``any_datasets`` to its ``datasets`` parameter;
+    without them the notebook's default is used.
+    """
     for e in entries:
         for dataset in e.datasets:
             try:
                 resolve(dataset, data_dir or None, download)
             except DataMissing as error:
                 raise UsageError(f"{e.id} needs {error}") from None
+        if not e.any_datasets:
+            continue
+        chosen = _datasets_parameter(e, (parameters or {}).get(e.id, {})) or e.any_datasets
+        wanted = [d for d in e.any_datasets if d in chosen]
+        if not wanted:
+            raise UsageError(f"{e.id} runs on {', '.join(e.any_datasets)}; its datasets parameter names none of them")
+        missing = []
+        for dataset in wanted:
+            try:
+                resolve(dataset, data_dir or None, download)
+                break
+            except DataMissing as error:
+                missing.append(error)
+        else:
+            raise UsageError(f"{e.id} needs one of {', '.join(wanted)}; none was found: {missing[0]}")
 
 
 def print_catalogue(profile: str) -> None:
@@ -202,23 +233,42 @@ def print_summary(outcomes: list[Outcome], output: Path) -> None:
             print(f"error: {o.message}", file=sys.stderr)
 
 
-def run_jobs(jobs: list[Job], workers: int) -> list[Outcome]:
+def run_jobs(jobs: list[Job], workers: int) -> tuple[list[Outcome], bool]:
+    """Run the jobs; the outcomes of those that finished, and whether Ctrl-C stopped the run."""
     outcomes: list[Outcome] = []
+    interrupted = False
     with tqdm(total=len(jobs), desc="notebooks", unit="nb") as bar:
-        if workers == 1:
-            for job in jobs:
-                bar.set_postfix_str(job.entry.id)
-                outcomes.append(execute(job))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(execute, job) for job in jobs]
-                for future in as_completed(futures):
-                    outcomes.append(future.result())
-                    bar.set_postfix_str(outcomes[-1].id)
+        try:
+            if workers == 1:
+                for job in jobs:
+                    bar.set_postfix_str(job.entry.id)
+                    outcomes.append(execute(job))
                     bar.update()
+            else:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    futures = [pool.submit(execute, job) for job in jobs]
+                    try:
+                        for future in as_completed(futures):
+                            outcomes.append(future.result())
+                            bar.set_postfix_str(outcomes[-1].id)
+                            bar.update()
+                    except KeyboardInterrupt:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
+        except KeyboardInterrupt:
+            interrupted = True
     order = {job.entry.id: i for i, job in enumerate(jobs)}
-    return sorted(outcomes, key=lambda o: order[o.id])
+    return sorted(outcomes, key=lambda o: order[o.id]), interrupted
+
+
+def thread_environment(workers: int) -> None:
+    """Parallel workers: one torch thread per kernel, unless the user set a thread variable.
+
+    Both variables are left alone when either is set: torch follows ``MKL_NUM_THREADS`` when only that is set.
+    """
+    if workers > 1 and not any(os.environ.get(name) for name in THREAD_ENVS):
+        for name in THREAD_ENVS:
+            os.environ[name] = "1"
 
 
 def compare_verdicts(reference: Path, fresh: Path, ids: list[str]) -> list[str]:
@@ -293,6 +343,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_writable(output: Path) -> None:
+    """Create ``output`` and write a probe file into it, or raise :class:`UsageError`."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"cannot write to the output folder {str(output)!r} ({error.strerror}); "
+                         "pass --output with a folder you can write") from None
+
+
 def _validate(args: argparse.Namespace) -> dict[str, str]:
     if args.jobs < 1:
         raise UsageError(f"invalid --jobs {args.jobs}; expected >= 1")
@@ -329,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed as one line
         return int(stop.code or 0)
+    make_environment_absolute(Path.cwd())  # kernels run elsewhere: read the user's paths from here, once
+    if not args.scheduler:  # with --scheduler, --data-dir is a path on the workers
+        args.data_dir = os.path.abspath(args.data_dir) if args.data_dir else ""
+    args.output = os.path.abspath(args.output) if args.output else ""
     try:
         if args.list:
             print_catalogue(args.profile)
@@ -340,42 +406,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             for o in outcomes:
                 print(f"{o.id:<4} {o.status:<9} {o.minutes:>6.2f} min {o.message}")
             return 1 if any(o.status == FAILED for o in outcomes) else 0
-        if not args.scheduler:  # on a cluster, each worker checks its own data
-            check_data(entries, args.data_dir, args.download)
         reference = ROOT / "outputs" / args.profile
         output = Path(tempfile.mkdtemp(prefix="reproduce-check-")) if args.check else \
             Path(args.output) if args.output else reference
-        data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else ""
         jobs = []
         for e in entries:
             common = {"profile": args.profile, "device": args.device, "seed": args.seed,
-                      "data_dir": data_dir, "output_dir": str((output / e.id).resolve())}
+                      "data_dir": args.data_dir, "output_dir": str(output / e.id)}
             jobs.append(Job(e, notebook_path(e), output / e.id,
                             build_parameters(e, args.profile, common, overrides), progress=args.jobs == 1))
+        if not args.scheduler:  # on a cluster, each worker checks its own data
+            check_data(entries, args.data_dir, args.download, {job.entry.id: job.parameters for job in jobs})
+        check_writable(output)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output.mkdir(parents=True, exist_ok=True)
     if args.download:
         os.environ[DOWNLOAD_ENV] = "1"
+    thread_environment(args.jobs)
     try:
         if args.scheduler:
             from .distributed import run_on_cluster
 
             outcomes = run_on_cluster(jobs, args.scheduler, output, args.profile, args.data_dir)
+            interrupted = False
         else:
-            outcomes = run_jobs(jobs, args.jobs)
+            outcomes, interrupted = run_jobs(jobs, args.jobs)
     except UsageError as error:  # from the cluster: unreachable, no worker, version mismatch
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        if not args.scheduler:  # the cluster runner has already cancelled its tasks and written the report
-            print("interrupted: the report was not updated", file=sys.stderr)
+    except KeyboardInterrupt:  # the cluster runner has already cancelled its tasks and written the report
         return 130
-    report = write_report(output, args.profile)
+    finished = {o.id for o in outcomes}
+    unfinished = [job.entry.id for job in jobs if job.entry.id not in finished]
+    report = write_report(output, args.profile, unfinished)
     print_summary(outcomes, output)
     failed = any(o.status == FAILED for o in outcomes)
     print(f"report: {report}")
+    if interrupted:
+        print(f"interrupted: {', '.join(unfinished)} did not finish; the report is headed INCOMPLETE", file=sys.stderr)
+        return 130
     if args.check:
         changes = compare_verdicts(reference, output, [e.id for e in entries])
         for line in changes:

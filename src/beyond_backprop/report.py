@@ -6,13 +6,14 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .catalogue import CATALOGUE, PAPERS
 from .claims import PAPER, SOURCES, declared_for
 from .results import FAILED, NEVER_MEASURED, VERDICTS
 
-ALL_VERDICTS = VERDICTS + (FAILED, NEVER_MEASURED)
+UNFINISHED = "did not finish"
+ALL_VERDICTS = VERDICTS + (FAILED, UNFINISHED, NEVER_MEASURED)
 SOURCE_NAMES = {"paper": "the paper's own claims", "cited": "claims of other papers it cites",
                 "derived": "the project's derived checks"}
 
@@ -25,8 +26,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _unrecorded(declared: Any, verdict: str) -> dict[str, Any]:
-    reason = ("its notebook did not finish (see logs/)" if verdict == FAILED
-              else "declared, but the notebook did not record it: a defect of the notebook")
+    reason = {FAILED: "its notebook failed (see logs/)",
+              UNFINISHED: "its notebook was interrupted before it finished; rerun to measure it"}.get(
+        verdict, "declared, but the notebook did not record it: a defect of the notebook")
     return {"id": declared.id, "paper": declared.paper, "statement": declared.statement,
             "paper_value": declared.paper_value, "measured": None, "unit": declared.unit,
             "rule": declared.rule.describe(), "verdict": verdict, "reason": reason, "source": declared.source,
@@ -83,12 +85,21 @@ def verdict_counts(states: dict[str, dict[str, Any]]) -> Counter:
     return counts
 
 
-def render_report(output: Path, profile: str) -> str:
-    """The Markdown of ``REPORT.md`` for the notebooks found under ``output``."""
+def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> str:
+    """The Markdown of ``REPORT.md`` for the notebooks found under ``output``.
+
+    ``unfinished``: notebooks of this run stopped by Ctrl-C; whatever an earlier run left for them is not reported.
+    """
     states = {e.id: notebook_state(output, e.id) for e in CATALOGUE}
+    for notebook_id in unfinished:
+        states[notebook_id] = {"status": UNFINISHED, "manifest": None,
+                               "claims": [_unrecorded(d, UNFINISHED) for d in declared_for(notebook_id)]}
     counts = verdict_counts(states)
     failed = [i for i, s in states.items() if s["status"] == FAILED]
     lines = [f"# Claims report: profile `{profile}`", ""]
+    if unfinished:
+        lines += [f"**INCOMPLETE: interrupted; {len(unfinished)} notebook(s) did not finish "
+                  f"({', '.join(unfinished)}); their claims are listed as not finished. Rerun to complete.**", ""]
     if failed:
         lines += [f"**INCOMPLETE: {len(failed)} notebook(s) failed ({', '.join(failed)}); "
                   "their claims are listed as failed. See `logs/`.**", ""]
@@ -134,9 +145,10 @@ def render_report(output: Path, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(output: Path, profile: str) -> Path:
+def write_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> Path:
+    """Write ``output/REPORT.md`` (see :func:`render_report`)."""
     path = output / "REPORT.md"
-    path.write_text(render_report(output, profile))
+    path.write_text(render_report(output, profile, unfinished))
     return path
 
 

@@ -266,6 +266,11 @@ class ClaimLedger:
             "never_measured": self.never_measured(),
         }
 
+    def print_verdicts(self) -> None:
+        """Print each claim's id and verdict alone (for nbval where the measured values are not stable)."""
+        for claim in self.claims:
+            print(f"{claim.id:<6} {claim.verdict}")
+
     def save(self, output_dir: Path, show: bool = True) -> None:
         """Write ``output_dir/claims.json`` and print one line per claim (returns nothing, for notebooks)."""
         (Path(output_dir) / "claims.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -274,6 +279,23 @@ class ClaimLedger:
                 print(claim.line())
             for claim_id in self.never_measured():
                 print(f"{claim_id:<6} {NEVER_MEASURED}: declared but not recorded by this notebook")
+
+
+def significant(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """``table`` for display: every float column as text with ``digits`` significant digits.
+
+    Float32 results differ in their last digits between machines and thread counts (kernel choice,
+    summation order), so notebooks print only the digits that are stable and nbval compares what a
+    number means. The magnitude is always kept (24190.27 shows as ``2.419e+04``), so a diverging
+    value stays visible.
+    """
+    return table.apply(lambda column: column.map(lambda v: f"{v:.{digits}g}")
+                       if pd.api.types.is_float_dtype(column) else column)
+
+
+def below(value: float, floor: float) -> str:
+    """``value`` for display, or ``below <floor>`` when it is at round-off level (its digits are noise)."""
+    return f"below {floor:g}" if abs(value) < floor else f"{value:.1e}"
 
 
 class MetricTable:

@@ -148,33 +148,63 @@ def project_root(start: Path | None = None) -> Path:
     return here
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute; a relative path is read from the folder where the user typed the command.
+
+    That folder is ``$PWD`` when set, else the working folder. Both agree in a shell; a kernel that
+    JupyterLab starts runs in the notebook's folder but inherits ``PWD`` from the shell that started
+    ``jupyter lab``. ``reproduce.py`` and the pytest configuration turn paths absolute before any kernel
+    starts, so kernels they start never need this fallback.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    typed_in = os.environ.get("PWD", "")
+    return (Path(typed_in) if typed_in and Path(typed_in).is_dir() else Path.cwd()) / path
+
+
 def prepare_output_dir(notebook_id: str, output_dir: str | os.PathLike = "") -> Path:
     """Create and return the folder for one notebook's outputs.
 
     An empty ``output_dir`` means ``$BEYOND_BACKPROP_OUTPUT/<id>`` when that
-    variable is set, else ``<project>/outputs/interactive/<id>``.
+    variable is set, else ``<project>/outputs/interactive/<id>``. Relative
+    paths are read by :func:`user_path`.
     """
     if str(output_dir):
-        path = Path(output_dir)
+        path = user_path(output_dir)
     elif os.environ.get(OUTPUT_ENV):
-        path = Path(os.environ[OUTPUT_ENV]) / notebook_id
+        path = user_path(os.environ[OUTPUT_ENV]) / notebook_id
     else:
         path = project_root() / "outputs" / "interactive" / notebook_id
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def git_revision(root: Path | None = None) -> str:
-    """The checked-out commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
+CODE_PATHS = ("src", "notebooks", "reproduce.py", "pyproject.toml")
+
+
+def git_state(root: Path | None = None) -> tuple[str, list[str]]:
+    """The checked-out commit and the uncommitted files under :data:`CODE_PATHS`.
+
+    The revision reads ``<commit>+dirty`` when such files exist. Files a run writes itself
+    (``outputs/``, the README's results block) are outside these paths and never make it dirty.
+    Outside a git checkout: ``("unknown", [])``.
+    """
     root = root or project_root()
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
+                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty else "")
+        return "unknown", []
+    dirty = sorted(line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines() if line.strip())
+    return rev + ("+dirty" if dirty else ""), dirty
+
+
+def git_revision(root: Path | None = None) -> str:
+    """The checked-out commit, with ``+dirty`` for uncommitted code (see :func:`git_state`)."""
+    return git_state(root)[0]
 
 
 def device_name(device: torch.device | str) -> str:
@@ -186,10 +216,11 @@ def device_name(device: torch.device | str) -> str:
 
 
 def environment_manifest(device: torch.device | str, seed: int, **extra: Any) -> dict[str, Any]:
-    """Versions, device, seed, git revision and time: what a result depends on."""
+    """Versions, device, seed, git revision (and uncommitted code files) and time: what a result depends on."""
     import pandas
     import scipy
 
+    revision, dirty_files = git_state()
     manifest: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -201,7 +232,8 @@ def environment_manifest(device: torch.device | str, seed: int, **extra: Any) ->
         "device_name": device_name(device),
         "cuda": torch.version.cuda,
         "seed": seed,
-        "git_revision": git_revision(),
+        "git_revision": revision,
+        "dirty_files": dirty_files,
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     manifest.update(extra)

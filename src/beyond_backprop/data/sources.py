@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..runtime import project_root
+from ..runtime import OUTPUT_ENV, project_root, user_path
 from .checksums import SHA256
 
 DATA_ENV = "BEYOND_BACKPROP_DATA"
@@ -31,6 +31,17 @@ DOWNLOAD_ENV = "BEYOND_BACKPROP_DOWNLOAD"  # set to 1 by ``reproduce.py --downlo
 IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 PLANETOID_KEYS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
+
+
+def make_environment_absolute(typed_in: Path) -> None:
+    """Rewrite relative ``$BEYOND_BACKPROP_DATA`` / ``$BEYOND_BACKPROP_OUTPUT`` as absolute, read from ``typed_in``.
+
+    Called once by ``reproduce.py`` and by the pytest configuration, before any kernel starts: a kernel
+    runs in another folder and would read a relative path from there.
+    """
+    for name in (DATA_ENV, OUTPUT_ENV):
+        if os.environ.get(name):
+            os.environ[name] = os.path.abspath(Path(typed_in) / Path(os.environ[name]).expanduser())
 
 
 @dataclass(frozen=True)
@@ -99,9 +110,9 @@ def _debian_fashion_mnist() -> Path | None:
 def _candidates(ds: DatasetSpec, data_dir: str | os.PathLike | None) -> list[tuple[str, Path]]:
     roots: list[tuple[str, Path]] = []
     if data_dir:
-        roots.append(("data_dir", Path(data_dir)))
+        roots.append(("data_dir", user_path(data_dir)))
     if os.environ.get(DATA_ENV):
-        roots.append((f"${DATA_ENV}", Path(os.environ[DATA_ENV])))
+        roots.append((f"${DATA_ENV}", user_path(os.environ[DATA_ENV])))
     roots.append(("./data", project_root() / "data"))
     places = [(source, root / ds.folder) for source, root in roots]
     if ds.name == "fashion-mnist":
@@ -120,7 +131,7 @@ def _copy_files(raw: Path, target: Path, files: tuple[str, ...]) -> Path:
 
 def _download(ds: DatasetSpec, data_dir: str | os.PathLike | None) -> Path:
     """Download through torchvision / torch_geometric into the first writable data root."""
-    root = Path(data_dir or os.environ.get(DATA_ENV) or project_root() / "data")
+    root = user_path(data_dir or os.environ.get(DATA_ENV) or project_root() / "data")
     try:
         if ds.folder in ("fashion-mnist", "mnist"):
             import torchvision.datasets as tvd
@@ -154,7 +165,7 @@ def resolve(name: str, data_dir: str | os.PathLike | None = None, download: bool
     ds = spec(name)
     if download is None:
         download = os.environ.get(DOWNLOAD_ENV) == "1"
-    if data_dir and not Path(data_dir).is_dir():
+    if data_dir and not user_path(data_dir).is_dir():
         raise DataMissing(f"data directory {str(data_dir)!r} does not exist; pass an existing "
                           f"folder laid out like ../shared/data (see README, 'Data')")
     places = _candidates(ds, data_dir)
