@@ -94,6 +94,7 @@ def test_c1_monotonicity_below_scale_is_judged_over_the_epochs_run():
 
 def test_largest_rise_known_answers():
     assert paper_c.largest_rise(pd.Series([4.0, 2.0, 3.0, 1.0])) == pytest.approx(0.5)
+    assert paper_c.largest_rise(pd.Series([4.0, 2.0, 2.5, 3.0, 1.0])) == pytest.approx(0.5)  # a climb counts in full
     assert paper_c.largest_rise(pd.Series([3.0, 2.0, 2.0, 1.0])) == 0.0
     assert math.isnan(paper_c.largest_rise(pd.Series([3.0])))
 

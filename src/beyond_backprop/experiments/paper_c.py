@@ -135,15 +135,13 @@ def convergence(task: NodeTask, *, iterations: int, seed: int = 0) -> pd.DataFra
 
 
 def largest_rise(objective: pd.Series) -> float:
-    """Largest relative rise ``(F_k - F_{k-1}) / |F_{k-1}|`` between consecutive entries; 0 if F never rises.
-
-    NaN for fewer than two entries (nothing to compare).
-    """
+    """Largest relative rise of F above its lowest earlier value, ``max_k F_k / min_{j<k} F_j - 1``; 0 if F
+    never rises. A climb over several epochs counts in full. NaN for fewer than two entries."""
     values = objective.to_numpy(dtype=float)
     if len(values) < 2:
         return math.nan
-    rises = np.diff(values) / np.abs(values[:-1])
-    return float(max(rises.max(), 0.0))
+    lowest_before = np.minimum.accumulate(values)[:-1]
+    return float(max((values[1:] / lowest_before).max() - 1.0, 0.0))
 
 
 def at_eps_floor(history: pd.DataFrame) -> pd.Series:
