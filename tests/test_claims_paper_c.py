@@ -296,3 +296,10 @@ def test_runtime_sweep_interleaves_rounds_over_every_point():
     assert (timings["seconds"] > 0).all()
     with pytest.raises(ValueError, match="repeats"):
         paper_c.runtime_sweep(tiny_task(), widths=[4], rhos=[1.0], repeats=0)
+
+
+def test_accuracy_comparison_tests_admm_methods_every_few_epochs_and_baselines_every_epoch():
+    runs = paper_c.accuracy_comparison(tiny_task(), iterations=4, width=4, evaluate_every=3)
+    tested = runs.dropna(subset=["test_accuracy"]).groupby("method")["iteration"].apply(list).to_dict()
+    assert tested["mdlam"] == tested["dladmm"] == [3, 4]
+    assert all(tested[m] == [1, 2, 3, 4] for m in paper_c.LEARNING_RATES)
