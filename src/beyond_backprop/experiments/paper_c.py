@@ -274,9 +274,12 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
 
 
 def seconds_per_epoch(timings: pd.DataFrame) -> pd.DataFrame:
-    """Median seconds per epoch of each (dataset, sweep, value), and the spread of its rounds over the median."""
+    """The fastest round of each (dataset, sweep, value), and the spread of its rounds over it.
+
+    The fastest round, because a shared machine only ever adds time to an epoch.
+    """
     grouped = timings.groupby(["dataset", "sweep", "value"])["seconds"]
-    table = grouped.median().rename("seconds_per_epoch").to_frame()
+    table = grouped.min().rename("seconds_per_epoch").to_frame()
     table["spread"] = (grouped.max() - grouped.min()) / table["seconds_per_epoch"]
     return table.reset_index()
 
@@ -287,17 +290,18 @@ def width_slope(points: pd.DataFrame) -> float:
 
 
 def rho_ratio(points: pd.DataFrame) -> float:
-    """Seconds per epoch at the largest rho over that at the smallest."""
-    ordered = points.sort_values("value")
-    return float(ordered["seconds"].iloc[-1] / ordered["seconds"].iloc[0])
+    """Seconds per epoch at the largest rho over that at the smallest, read off a log-log fit through every rho
+    (less noisy than the two end points alone)."""
+    slope = loglog_slope(points["value"], points["seconds"])
+    return float((points["value"].max() / points["value"].min()) ** slope)
 
 
 def runtime_values(timings: pd.DataFrame) -> dict[tuple[str, str], float]:
     """Per dataset: ``base`` (s/epoch at the smallest width), ``slope`` (:func:`width_slope`), ``ratio``
-    (:func:`rho_ratio`), each from the medians of the rounds."""
-    medians = timings.groupby(["dataset", "sweep", "value"], as_index=False)["seconds"].median()
+    (:func:`rho_ratio`), each from the fastest round of every point."""
+    fastest = timings.groupby(["dataset", "sweep", "value"], as_index=False)["seconds"].min()
     values = {}
-    for name, frame in medians.groupby("dataset"):
+    for name, frame in fastest.groupby("dataset"):
         width, rho = frame[frame["sweep"] == "width"], frame[frame["sweep"] == "rho"]
         values[name, "base"] = float(width.sort_values("value")["seconds"].iloc[0])
         values[name, "slope"] = width_slope(width)
