@@ -128,21 +128,21 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C1", "mDLAM convergence: monotone objective with and without acceleration",
         "C1_mdlam_convergence.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 3.0}, datasets=("cora", "citeseer"),
+        minutes={"smoke": 0.2, "quick": 1.2, "full": 3.0}, datasets=("cora", "citeseer"),
         profiles={"quick": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200},
                   "full": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200}},
     ),
     Entry(
         "C2", "mDLAM accuracy against gradient baselines and dlADMM",
         "C2_mdlam_accuracy.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.2, "full": 5.0}, datasets=("cora", "citeseer"),
+        minutes={"smoke": 0.2, "quick": 2.4, "full": 5.0}, datasets=("cora", "citeseer"),
         profiles={"quick": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200},
                   "full": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200}},
     ),
     Entry(
         "C3", "mDLAM runtime against width and rho",
         "C3_mdlam_runtime.ipynb",
-        minutes={"smoke": 0.1, "quick": 1.0, "full": 10.0}, datasets=("cora", "citeseer"),
+        minutes={"smoke": 0.2, "quick": 0.8, "full": 10.0}, datasets=("cora", "citeseer"),
         profiles={"quick": {"datasets": ["cora", "citeseer"],
                             "widths": [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
                             "rhos": [1e-06, 1e-05, 0.0001, 0.001, 0.01, 0.1, 1.0], "repeats": 3},
@@ -153,7 +153,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C4", "mDLAM sensitivity to rho and epsilon0",
         "C4_mdlam_sensitivity.ipynb",
-        minutes={"smoke": 0.1, "quick": 1.0, "full": 8.0}, datasets=("cora", "citeseer"),
+        minutes={"smoke": 0.1, "quick": 2.7, "full": 8.0}, datasets=("cora", "citeseer"),
         profiles={"quick": {"datasets": ["cora", "citeseer"], "rhos": [0.0001, 0.001, 0.01],
                             "eps0s": [1.0, 10.0, 100.0], "iterations": 200},
                   "full": {"datasets": ["cora", "citeseer"], "rhos": [0.0001, 0.001, 0.01],
