@@ -7,6 +7,7 @@ paper's algorithm (Nesterov extrapolation with the monotone safeguard) unless to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +15,13 @@ import pandas as pd
 import torch
 
 from .. import data, models, train
+from ..claims import declared_for
+from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
-from ..fits import loglog_slope  # noqa: F401  (notebooks call paper_c.loglog_slope)
-from ..optim.dladmm import DLADMM
+from ..fits import loglog_slope
+from ..optim.dladmm import DLADMM, forward
 from ..optim.mdlam import MDLAM
+from ..runtime import Timer
 
 # Table 3 of the paper: mDLAM's rho and the baselines' learning rates, per dataset
 RHO = {"cora": 1e-3, "pubmed": 1e-2, "citeseer": 5e-3, "coauthor-cs": 1e-4}
@@ -28,15 +32,8 @@ LEARNING_RATES = {
     "adam": {"cora": 1e-3, "pubmed": 5e-4, "citeseer": 1e-3, "coauthor-cs": 1e-3},
 }
 DLADMM_RHO = 1e-6  # Table 3, every dataset
-# mDLAM test accuracy at epoch 200 (Tables 4 and 5)
-PAPER_ACCURACY = {"cora": 0.742, "pubmed": 0.773, "citeseer": 0.668, "coauthor-cs": 0.894}
-# Table 4 (eps0 = 100) and Table 5 (Table-3 rho) at epochs 40 and 200, for the datasets available here
-TABLE4 = {("cora", 1e-4): (0.677, 0.692), ("cora", 1e-3): (0.664, 0.742), ("cora", 1e-2): (0.562, 0.638),
-          ("citeseer", 1e-4): (0.528, 0.535), ("citeseer", 1e-3): (0.651, 0.666), ("citeseer", 1e-2): (0.631, 0.653)}
-TABLE5 = {("cora", 1.0): (0.620, 0.743), ("cora", 10.0): (0.646, 0.741), ("cora", 100.0): (0.664, 0.742),
-          ("citeseer", 1.0): (0.564, 0.663), ("citeseer", 10.0): (0.584, 0.662), ("citeseer", 100.0): (0.640, 0.668)}
 EPS_MIN = 1e-3
-DATASETS = ("cora", "citeseer", "pubmed", "coauthor-cs")
+Measurement = tuple[str, float, dict]  # claim id, measured value, setting run (``at=``)
 
 
 @dataclass(frozen=True)
@@ -89,35 +86,100 @@ def describe_tasks(tasks: dict[str, NodeTask], skipped: dict[str, str]) -> None:
               f"d = {task.x_train.shape[1]}, {task.classes} classes")
 
 
+def unmeasured(notebook_id: str, skipped: dict[str, str]) -> list[tuple[str, str]]:
+    """``(claim id, reason)`` for each declared claim of ``notebook_id`` on a dataset that was not run."""
+    return [(d.id, skipped[d.scale["dataset"]]) for d in declared_for(notebook_id)
+            if d.scale.get("dataset") in skipped]
+
+
+def _accuracy(solver: MDLAM, state, task: NodeTask) -> float:
+    return float((solver.predict(state, task.x_test).argmax(dim=1) == task.y_test).float().mean())
+
+
 def run_mdlam(task: NodeTask, *, iterations: int, rho: float | None = None, eps0: float = 100.0, width: int = 100,
-              accelerate: bool = True, official_code: bool = False, evaluate: bool = True,
+              accelerate: bool = True, official_code: bool = False, evaluate_every: int = 1,
               seed: int = 0) -> pd.DataFrame:
-    """One mDLAM run; the history of :meth:`MDLAM.run` (rho defaults to Table 3; test accuracy if ``evaluate``)."""
+    """One mDLAM run; the history of :meth:`MDLAM.run` (rho defaults to Table 3).
+
+    ``test_accuracy`` is measured after every ``evaluate_every``-th epoch and after the last (NaN
+    elsewhere; 0: never). Evaluating the 1000 test nodes costs as much as half an epoch on Citeseer.
+    """
+    if evaluate_every < 0:
+        raise ValueError(f"invalid evaluate_every {evaluate_every!r}; expected >= 0 (0: never)")
     solver = MDLAM([task.x_train.shape[1], width, width, task.classes], rho=RHO[task.name] if rho is None else rho,
                    eps0=eps0, eps_min=EPS_MIN, accelerate=accelerate, official_code=official_code)
     state = solver.init(task.x_train, task.onehot, torch.Generator().manual_seed(seed))
-    splits = {"test": (task.x_test, task.y_test)} if evaluate else None
-    _, history = solver.run(state, task.x_train, task.onehot, iterations, splits)
-    return history
+    chunk = evaluate_every or iterations
+    frames, elapsed = [], 0.0
+    while state.k < iterations:
+        state, history = solver.run(state, task.x_train, task.onehot, min(chunk, iterations - state.k))
+        history["seconds"] += elapsed
+        elapsed = float(history["seconds"].iloc[-1])
+        if evaluate_every:
+            history.loc[history.index[-1], "test_accuracy"] = _accuracy(solver, state, task)
+        frames.append(history)
+    return pd.concat(frames, ignore_index=True)
 
 
 VARIANTS = {"mDLAM (accelerated, safeguarded)": {"accelerate": True},
             "DLAM without acceleration": {"accelerate": False},
             "official code": {"accelerate": False, "official_code": True}}
+ACCELERATED, PLAIN = "mDLAM (accelerated, safeguarded)", "DLAM without acceleration"
 
 
 def convergence(task: NodeTask, *, iterations: int, seed: int = 0) -> pd.DataFrame:
     """C1: objective per iteration of each variant in :data:`VARIANTS` at the Table-3 rho."""
-    frames = [run_mdlam(task, iterations=iterations, evaluate=False, seed=seed, **options)
+    frames = [run_mdlam(task, iterations=iterations, evaluate_every=0, seed=seed, **options)
               .assign(variant=variant, dataset=task.name) for variant, options in VARIANTS.items()]
     return pd.concat(frames, ignore_index=True)
 
 
-def increases_at_floor(history: pd.DataFrame, rel: float = 1e-6) -> int:
-    """Iterations, once eps has been at its floor for a whole step, whose objective rose by more than ``rel``."""
-    settled = (history["eps"] <= EPS_MIN) & (history["eps"].shift() <= EPS_MIN)
-    rises = history["objective"].diff() > rel * history["objective"].shift().abs()
-    return int((settled & rises).sum())
+def largest_rise(objective: pd.Series) -> float:
+    """Largest relative rise of F above its lowest earlier value, ``max_k F_k / min_{j<k} F_j - 1``; 0 if F
+    never rises. A climb over several epochs counts in full. NaN for fewer than two entries."""
+    values = objective.to_numpy(dtype=float)
+    if len(values) < 2:
+        return math.nan
+    lowest_before = np.minimum.accumulate(values)[:-1]
+    return float(max((values[1:] / lowest_before).max() - 1.0, 0.0))
+
+
+def at_eps_floor(history: pd.DataFrame) -> pd.Series:
+    """The objective after each epoch whose step used eps at its floor (epoch 18 on for eps0 = 100).
+
+    The first of these is the base: rises are counted from the second floor epoch, where the previous
+    iterate lies in the same band (Lemma 2's setting).
+    """
+    return history.loc[history["eps"] <= EPS_MIN, "objective"]
+
+
+def objective_fraction(history: pd.DataFrame) -> float:
+    """Objective after the last epoch over that after the first (the paper's "epoch 0", spec §3)."""
+    return float(history["objective"].iloc[-1] / history["objective"].iloc[0])
+
+
+C1_IDS = {"monotone": {"cora": "C1.1", "citeseer": "C1.2"},
+          "fraction": {"cora": "C1.3", "citeseer": "C1.4", "pubmed": "C1.9", "coauthor-cs": "C1.10"},
+          "acceleration": {"cora": "C1.5", "citeseer": "C1.6"}, "floor": {"cora": "C1.7", "citeseer": "C1.8"}}
+
+
+def _declared(ids: dict[str, dict[str, str]], name: str, values: dict[str, float], at: dict) -> list[Measurement]:
+    """``(id, value, at)`` for each kind of measurement that has a claim declared on dataset ``name``."""
+    return [(ids[kind][name], float(value), at) for kind, value in values.items() if name in ids[kind]]
+
+
+def convergence_claims(runs: pd.DataFrame) -> list[Measurement]:
+    """C1's measurements from :func:`convergence` frames: monotonicity over the whole run and at the eps
+    floor, the fraction of the first objective reached, and accelerated over plain final objective."""
+    found = []
+    for name, frame in runs.groupby("dataset"):
+        by = {variant: run.sort_values("iteration") for variant, run in frame.groupby("variant")}
+        accelerated = by[ACCELERATED]
+        values = {"monotone": largest_rise(accelerated["objective"]), "fraction": objective_fraction(accelerated),
+                  "acceleration": accelerated["objective"].iloc[-1] / by[PLAIN]["objective"].iloc[-1],
+                  "floor": largest_rise(at_eps_floor(accelerated))}
+        found += _declared(C1_IDS, name, values, {"epochs": int(frame["iteration"].max()), "dataset": name})
+    return found
 
 
 def _init_normal(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -129,17 +191,29 @@ def _init_normal(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model
 
 
-def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, seed: int = 0) -> pd.DataFrame:
+def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, evaluate_every: int = 5,
+                        seed: int = 0) -> pd.DataFrame:
     """C2: test accuracy per iteration of mDLAM, dlADMM (Table-3 rho) and the gradient baselines.
 
+    mDLAM and dlADMM are evaluated every ``evaluate_every`` epochs and after the last (their test pass costs as
+    much as a large part of their epoch), the baselines after every epoch (``train.train_full_batch``).
     The baselines use the Table-3 learning rates and mean-reduced cross-entropy (spec §5.8).
     """
-    frames = [run_mdlam(task, iterations=iterations, width=width, seed=seed).assign(method="mdlam")]
+    if evaluate_every < 1:
+        raise ValueError(f"invalid evaluate_every {evaluate_every!r}; expected >= 1")
+    frames = [run_mdlam(task, iterations=iterations, width=width, evaluate_every=evaluate_every, seed=seed)
+              .assign(method="mdlam")]
     widths = [task.x_train.shape[1], width, width, task.classes]
     dladmm = DLADMM(widths, rho=DLADMM_RHO)
     state = dladmm.init(task.x_train, task.y_train, torch.Generator(device=task.x_train.device).manual_seed(seed))
-    _, history = dladmm.run(state, task.x_train, task.y_train, iterations, {"test": (task.x_test, task.y_test)})
-    frames.append(history.assign(method="dladmm"))
+    tested: dict[int, float] = {}
+
+    def test(s) -> None:
+        if s.k % evaluate_every == 0 or s.k == iterations:
+            tested[s.k] = float((forward(s, task.x_test).argmax(dim=1) == task.y_test).float().mean())
+
+    _, history = dladmm.run(state, task.x_train, task.y_train, iterations, on_iteration=test)
+    frames.append(history.assign(method="dladmm", test_accuracy=history["iteration"].map(tested)))
     for method, rates in LEARNING_RATES.items():
         model = _init_normal(models.mlp(widths), seed).to(task.x_train.device)
         history = train.train_full_batch(
@@ -155,27 +229,127 @@ def final_accuracy(frame: pd.DataFrame, by: str) -> pd.Series:
     return last.set_index(by)["test_accuracy"].astype(float)
 
 
-def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], iterations: int,
+C2_IDS = {"final": {"cora": "C2.1", "citeseer": "C2.2", "pubmed": "C2.3", "coauthor-cs": "C2.4"}, "baselines": {"cora": "C2.5", "citeseer": "C2.6"},
+          "adadelta": {"cora": "C2.7", "citeseer": "C2.10"}, "dladmm": {"cora": "C2.8", "citeseer": "C2.9"}}
+
+
+def accuracy_claims(runs: pd.DataFrame) -> list[Measurement]:
+    """C2's measurements from :func:`accuracy_comparison` frames: accuracy after the last epoch and margins."""
+    found = []
+    for name, frame in runs.groupby("dataset"):
+        final, at = final_accuracy(frame, "method"), {"epochs": int(frame["iteration"].max()), "dataset": name}
+        mdlam = final["mdlam"]
+        values = {"final": mdlam, "baselines": mdlam - final[list(LEARNING_RATES)].max(),
+                  "adadelta": final["adadelta"] / mdlam, "dladmm": mdlam - final["dladmm"]}
+        found += _declared(C2_IDS, name, values, at)
+    return found
+
+
+def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repeats: int,
                   seed: int = 0) -> pd.DataFrame:
-    """C3: median seconds per mDLAM iteration against hidden width (Table-3 rho) and against rho (width 100)."""
+    """C3: seconds of one mDLAM epoch against hidden width (Table-3 rho) and against rho (width 100).
+
+    Each point's solver is first run for two epochs, so that the timed epoch extrapolates and runs the
+    safeguard; the timed epochs of all points are interleaved, ``repeats`` rounds, so that a slow spell
+    of a shared machine hits every point alike. One row per (point, round).
+    """
+    if repeats < 1:
+        raise ValueError(f"invalid repeats {repeats!r}; expected >= 1")
+    points = [("width", w, int(w), RHO[task.name]) for w in widths] + [("rho", r, 100, float(r)) for r in rhos]
+    prepared = []
+    for sweep, value, width, rho in points:
+        solver = MDLAM([task.x_train.shape[1], width, width, task.classes], rho=rho, eps_min=EPS_MIN)
+        state = solver.init(task.x_train, task.onehot, torch.Generator().manual_seed(seed))
+        for _ in range(2):
+            state = solver.step(state, task.x_train, task.onehot)
+        prepared.append((sweep, value, solver, state))
     rows = []
-    for sweep, values in (("width", widths), ("rho", rhos)):
-        for value in values:
-            options = {"width": int(value)} if sweep == "width" else {"rho": float(value)}
-            history = run_mdlam(task, iterations=iterations, evaluate=False, seed=seed, **options)
-            per_iteration = np.diff(np.concatenate([[0.0], history["seconds"].to_numpy()]))
-            rows.append({"dataset": task.name, "sweep": sweep, "value": value,
-                         "seconds_per_iteration": float(np.median(per_iteration))})
+    for repeat in range(repeats):
+        for sweep, value, solver, state in prepared:
+            with Timer(task.x_train.device) as timer:
+                solver.step(state, task.x_train, task.onehot)
+            rows.append({"dataset": task.name, "sweep": sweep, "value": value, "repeat": repeat,
+                         "seconds": timer.seconds})
     return pd.DataFrame(rows)
 
 
+def seconds_per_epoch(timings: pd.DataFrame) -> pd.DataFrame:
+    """The fastest round of each (dataset, sweep, value), and the spread of its rounds over it.
+
+    The fastest round, because a shared machine only ever adds time to an epoch.
+    """
+    grouped = timings.groupby(["dataset", "sweep", "value"])["seconds"]
+    table = grouped.min().rename("seconds_per_epoch").to_frame()
+    table["spread"] = (grouped.max() - grouped.min()) / table["seconds_per_epoch"]
+    return table.reset_index()
+
+
+def width_slope(points: pd.DataFrame) -> float:
+    """Log-log slope of seconds per epoch against width (1 = linear)."""
+    return loglog_slope(points["value"], points["seconds"])
+
+
+def rho_ratio(points: pd.DataFrame) -> float:
+    """Seconds per epoch at the largest rho over that at the smallest, read off a log-log fit through every rho
+    (less noisy than the two end points alone)."""
+    slope = loglog_slope(points["value"], points["seconds"])
+    return float((points["value"].max() / points["value"].min()) ** slope)
+
+
+def runtime_values(timings: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Per dataset: ``base`` (s/epoch at the smallest width), ``slope`` (:func:`width_slope`), ``ratio``
+    (:func:`rho_ratio`), each from the fastest round of every point."""
+    fastest = timings.groupby(["dataset", "sweep", "value"], as_index=False)["seconds"].min()
+    values = {}
+    for name, frame in fastest.groupby("dataset"):
+        width, rho = frame[frame["sweep"] == "width"], frame[frame["sweep"] == "rho"]
+        values[name, "base"] = float(width.sort_values("value")["seconds"].iloc[0])
+        values[name, "slope"] = width_slope(width)
+        values[name, "ratio"] = rho_ratio(rho)
+    return values
+
+
+def runtime_noise(timings: pd.DataFrame) -> pd.DataFrame:
+    """The noise band of C3's numbers: the slope and the rho ratio computed from each round alone."""
+    rows = []
+    for (name, repeat), frame in timings.groupby(["dataset", "repeat"]):
+        rows.append({"dataset": name, "repeat": repeat, "slope": width_slope(frame[frame["sweep"] == "width"]),
+                     "ratio": rho_ratio(frame[frame["sweep"] == "rho"])})
+    return pd.DataFrame(rows).groupby("dataset")[["slope", "ratio"]].agg(["min", "max"]).round(3)
+
+
+C3_IDS = {"base": {"cora": "C3.1", "citeseer": "C3.4"}, "slope": {"cora": "C3.2", "citeseer": "C3.5"},
+          "ratio": {"cora": "C3.3", "citeseer": "C3.6"}}
+
+
+def runtime_claims(timings: pd.DataFrame) -> list[Measurement]:
+    """C3's measurements from :func:`runtime_sweep` rounds, each with the grid it was measured on."""
+    found = []
+    for (name, kind), value in runtime_values(timings).items():
+        frame = timings[timings["dataset"] == name]
+        widths, rhos = frame[frame["sweep"] == "width"]["value"], frame[frame["sweep"] == "rho"]["value"]
+        at = {"base": {"width": int(widths.min())},
+              "slope": {"largest_width": int(widths.max()), "widths": int(widths.nunique())},
+              "ratio": {"rho_decades": round(math.log10(rhos.max() / rhos.min())), "rhos": int(rhos.nunique())}}[kind]
+        found += _declared(C3_IDS, name, {kind: value}, {**at, "dataset": name})
+    return found
+
+
 def sensitivity(task: NodeTask, *, rhos: list[float], eps0s: list[float], iterations: int,
-                seed: int = 0) -> pd.DataFrame:
-    """C4: test accuracy per iteration across rho (eps0 = 100) and across eps0 (Table-3 rho)."""
-    frames = [run_mdlam(task, iterations=iterations, rho=rho, seed=seed).assign(parameter="rho", value=rho)
-              for rho in rhos]
-    frames += [run_mdlam(task, iterations=iterations, eps0=eps0, seed=seed).assign(parameter="eps0", value=eps0)
-               for eps0 in eps0s]
+                evaluate_every: int = 5, seed: int = 0) -> pd.DataFrame:
+    """C4: test accuracy across rho (eps0 = 100) and across eps0 (Table-3 rho), every ``evaluate_every`` epochs.
+
+    A setting in both sweeps (the Table-3 rho at eps0 = 100) is run once.
+    """
+    settings = [("rho", rho, float(rho), 100.0) for rho in rhos]
+    settings += [("eps0", eps0, RHO[task.name], float(eps0)) for eps0 in eps0s]
+    runs: dict[tuple[float, float], pd.DataFrame] = {}
+    frames = []
+    for parameter, value, rho, eps0 in settings:
+        if (rho, eps0) not in runs:
+            runs[rho, eps0] = run_mdlam(task, iterations=iterations, rho=rho, eps0=eps0,
+                                        evaluate_every=evaluate_every, seed=seed)
+        frames.append(runs[rho, eps0].assign(parameter=parameter, value=value))
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
 
 
@@ -186,10 +360,28 @@ def final_spread(frame: pd.DataFrame, parameter: str) -> float:
 
 
 def early_gain(frame: pd.DataFrame, epoch: int) -> float:
-    """Test accuracy of the largest eps0 minus that of the smallest, at ``epoch`` (or the last one run)."""
-    runs = frame[(frame["parameter"] == "eps0") & (frame["iteration"] == min(epoch, frame["iteration"].max()))]
+    """Test accuracy of the largest eps0 minus that of the smallest, at ``epoch``."""
+    runs = frame[(frame["parameter"] == "eps0") & (frame["iteration"] == epoch)]
     accuracy = runs.set_index("value")["test_accuracy"]
     return float(accuracy[accuracy.index.max()] - accuracy[accuracy.index.min()])
+
+
+C4_IDS = {"spreads": {"cora": "C4.1", "citeseer": "C4.4"}, "eps0": {"cora": "C4.2", "citeseer": "C4.5"},
+          "early": {"cora": "C4.3", "citeseer": "C4.6"}}
+EARLY_EPOCH = 40
+
+
+def sensitivity_claims(runs: pd.DataFrame) -> list[Measurement]:
+    """C4's measurements from :func:`sensitivity` frames (the early gain at epoch 40, or the last one run)."""
+    found = []
+    for name, frame in runs.groupby("dataset"):
+        last = int(frame["iteration"].max())
+        early = min(EARLY_EPOCH, last)
+        at = {"epochs": last, "dataset": name}
+        found += _declared(C4_IDS, name, {"spreads": final_spread(frame, "rho") - final_spread(frame, "eps0"),
+                                          "eps0": final_spread(frame, "eps0")}, at)
+        found += _declared(C4_IDS, name, {"early": early_gain(frame, early)}, {**at, "epochs": early})
+    return found
 
 
 def accuracy_at(frame: pd.DataFrame, epochs: list[int]) -> pd.DataFrame:
@@ -202,6 +394,8 @@ def accuracy_at(frame: pd.DataFrame, epochs: list[int]) -> pd.DataFrame:
 
 def paper_table(dataset: str) -> pd.DataFrame:
     """Tables 4 and 5 of the paper (epochs 40 and 200) for ``dataset``, in the layout of :func:`accuracy_at`."""
-    rows = [("rho", rho, *values) for (name, rho), values in TABLE4.items() if name == dataset]
-    rows += [("eps0", eps0, *values) for (name, eps0), values in TABLE5.items() if name == dataset]
+    first, last = TABLE_EPOCHS.index(40), TABLE_EPOCHS.index(200)
+    rows = [("rho", rho, values[first], values[last]) for (name, rho), values in TABLE4.items() if name == dataset]
+    rows += [("eps0", eps0, values[first], values[last]) for (name, eps0), values in TABLE5.items()
+             if name == dataset]
     return pd.DataFrame(rows, columns=["parameter", "value", "paper@40", "paper@200"]).set_index(["parameter", "value"])
