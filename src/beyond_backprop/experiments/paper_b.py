@@ -53,11 +53,12 @@ def slope_band(rounds: pd.DataFrame, by: str, numerator: str, denominator: str, 
     """
     ratio = with_ratio(rounds, numerator, denominator)
     groups = [(x, ratio[rounds[by] == x].to_numpy()) for x in sorted(rounds[by].unique())]
-    xs = [x for x, _ in groups]
+    xs = np.array([x for x, _ in groups], dtype=float)
     slope = loglog_slope(xs, [float(np.median(values)) for _, values in groups])
     rng = np.random.default_rng(seed)
-    fits = [loglog_slope(xs, [float(np.median(rng.choice(values, len(values)))) for _, values in groups])
-            for _ in range(draws)]
+    medians = np.stack([np.median(rng.choice(values, (draws, len(values))), axis=1) for _, values in groups], axis=1)
+    log_x = np.log(xs) - np.log(xs).mean()
+    fits = (np.log(medians) @ log_x) / (log_x @ log_x)  # least-squares slope of every draw at once
     low, high = np.percentile(fits, BAND)
     return slope, float(low), float(high)
 
