@@ -13,8 +13,8 @@ from beyond_backprop.experiments import paper_b
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = results.REPRODUCED, results.NOT_REPRODUCED, results.NOT_TESTABLE
 SIZES = [64, 128, 256, 512, 1024]
-BERTOIN_AT = {"dataset": "MNIST", "samples": 60_000}
-SUBSET_AT = {"dataset": "MNIST subset (8,000 train / 2,000 test)", "samples": 10_000}
+BERTOIN_AT = {"dataset": "mnist", "samples": 60_000}
+SUBSET_AT = {"dataset": "mnist-subset", "samples": 10_000}
 TESTED = set()
 
 
@@ -224,7 +224,7 @@ def test_b4_below_the_papers_sample_count_only_decides_what_more_samples_could_n
     assert verdict("B4.4", 0.3, SUBSET_AT) == NOT_TESTABLE   # more samples could still make it systematic
     assert verdict("B4.5", 0.9, SUBSET_AT) == NOT_REPRODUCED  # already above "about half"
     assert verdict("B4.5", 0.1, SUBSET_AT) == NOT_TESTABLE
-    fashion = {"dataset": "Fashion-MNIST", "samples": 60_000}
+    fashion = {"dataset": "fashion-mnist", "samples": 60_000}
     assert all(verdict(k, 0.0, fashion) == NOT_TESTABLE for k in ("B4.3", "B4.4", "B4.5"))
 
 

@@ -114,9 +114,8 @@ CATALOGUE: tuple[Entry, ...] = (
         "B4", "Kinks: what AD returns at nondifferentiable points",
         "B4_kinks.ipynb",
         minutes={"smoke": 0.2, "quick": 0.8, "full": 5.0},
-        profiles={"quick": {"train_limit": 8000, "test_limit": 2000, "hidden": [128, 128], "iterations": 40},
-                  "full": {"train_limit": 8000, "test_limit": 2000, "hidden": [1024, 1024], "iterations": 200,
-                           "batch_size": 128, "cpu_threads": 0}},
+        profiles={"quick": {"train_limit": 8000, "test_limit": 2000, "networks": 20},
+                  "full": {"train_limit": 8000, "test_limit": 2000, "networks": 200, "cpu_threads": 0}},
     ),
     Entry(
         "B5", "Hardness: same function, different AD outputs",

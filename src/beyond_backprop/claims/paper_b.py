@@ -20,8 +20,8 @@ from .declaration import CITED, DERIVED, PAPER, Declaration
 
 BAUR_STRASSEN = "5 (Baur & Strassen 1983, quoted in the introduction)"
 BERTOIN = "Bertoin, Bolte, Gerchinovitz, Pauwels, NeurIPS 2021 (cited in paper B's introduction)"
-BERTOIN_SCALE = {"dataset": "MNIST", "samples": 60_000}
-MNIST_DIGITS = ("MNIST", "MNIST subset (8,000 train / 2,000 test)")
+BERTOIN_SCALE = {"dataset": "mnist", "samples": 60_000}  # the full MNIST training set, swept once
+MNIST_DIGITS = ("mnist", "mnist-subset")  # data.load_images names of real MNIST digits
 
 
 @dataclass(frozen=True)

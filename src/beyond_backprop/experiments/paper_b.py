@@ -10,11 +10,13 @@ gives the noise band of every fitted slope.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import models
 from ..autodiff import cost, hardness, kinks
@@ -25,6 +27,15 @@ from ..runtime import Timer
 BAUR_STRASSEN_BOUND = 5.0  # derivative ≤ 5 × cost of the function (Baur & Strassen 1983, quoted in the paper)
 ACTIVATIONS = ("tanh", "relu")  # B1.1 and B1.2, in this order
 BAND = (5.0, 95.0)  # percentiles of the bootstrap band of a slope
+
+
+def size_axis(ax: Any, values: Sequence[float], axis: str = "x") -> None:
+    """A base-2 log axis with one plain label per swept size and no minor labels (no overlapping ticks)."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log", base=2)
+    target.set_major_locator(FixedLocator(sorted(values)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_locator(NullLocator())
 
 
 def _rounds(times: dict[str, list[float]], **point: object) -> list[dict[str, object]]:
