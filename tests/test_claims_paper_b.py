@@ -75,6 +75,13 @@ def test_slope_band_is_exact_without_noise_and_brackets_the_slope_with_noise():
     assert low <= slope <= high and high - low < 0.05
 
 
+def test_slopes_leave_out_the_overhead_dominated_small_sizes():
+    overhead_then_growth = b1_rounds(lambda a, s, n: 30.0 if n <= 128 else 3.0 * n / 256 if s == "width" else 3.0)
+    measured = paper_b.cheap_gradient_measurements(overhead_then_growth)
+    assert measured["B1.3"] == pytest.approx(1.0, abs=0.05)
+    assert verdict("B1.3", measured["B1.3"]) == NOT_REPRODUCED
+
+
 def test_median_ratio_takes_the_median_of_within_round_ratios():
     rounds = pd.DataFrame({"p": [1, 1, 1, 2, 2, 2], "time_a": [2.0, 9.0, 4.0, 1.0, 1.0, 1.0],
                            "time_b": [1.0, 1.0, 2.0, 1.0, 0.5, 0.25]})

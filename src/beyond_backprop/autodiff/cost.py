@@ -14,6 +14,7 @@ programs taken within a round hold on a noisy, shared machine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,7 +72,7 @@ def interleaved_times(programs: Mapping[str, Callable[[], Any]], device: torch.d
                       repeats: int = 20, warmup: int = 3) -> dict[str, list[float]]:
     """Wall time in seconds of each program in every timed round, run interleaved.
 
-    for r in 1..warmup+repeats: for each program P: time P (CUDA-synchronised)
+    for r in 1..warmup+repeats: for each program P: time P (:func:`elapsed`)
     return {P: its last ``repeats`` times, in round order}
 
     Times of one round were taken moments apart, so a ratio between two programs within a round
@@ -84,11 +85,23 @@ def interleaved_times(programs: Mapping[str, Callable[[], Any]], device: torch.d
     times: dict[str, list[float]] = {name: [] for name in programs}
     for round_ in range(warmup + repeats):
         for name, program in programs.items():
-            with Timer(device) as timer:
-                program()
+            seconds = elapsed(program, device)
             if round_ >= warmup:
-                times[name].append(timer.seconds)
+                times[name].append(seconds)
     return times
+
+
+def elapsed(program: Callable[[], Any], device: torch.device | str) -> float:
+    """Seconds one call of ``program`` costs: CUDA-synchronised wall time on a GPU; on a CPU the process's
+    CPU time, which time slices given to other processes do not inflate (with several torch threads it
+    is the work of all of them together)."""
+    if torch.device(device).type == "cuda":
+        with Timer(device) as timer:
+            program()
+        return timer.seconds
+    start = time.process_time()
+    program()
+    return time.process_time() - start
 
 
 def peak_memory(program: Callable[[], Any], device: torch.device | str) -> int:
