@@ -91,14 +91,22 @@ def test_median_ratio_takes_the_median_of_within_round_ratios():
 
 # ---- B2: forward mode and memory ----------------------------------------------------------------------
 
-def b2_rounds(loop, backward, vmap, rounds=5):
+def b2_rounds(loop, backward, vmap, rounds=5, loop_limit=256):
     rows = []
-    for p in [16, 32, 64, 128, 256]:
+    for p in [16, 32, 64, 128, 256, 512, 1024]:
         noise = _noise(rounds, seed=p)
         for r in range(rounds):
             rows.append({"p": p, "round": r, "time_f": 1e-4, "time_backward": 1e-4 * backward(p) * noise[r],
-                         "time_forward_loop": 1e-4 * loop(p) * noise[r], "time_forward_vmap": 1e-4 * vmap(p) * noise[r]})
+                         "time_forward_loop": 1e-4 * loop(p) * noise[r] if p <= loop_limit else np.nan,
+                         "time_forward_vmap": 1e-4 * vmap(p) * noise[r]})
     return pd.DataFrame(rows)
+
+
+def test_slopes_use_the_largest_sizes_each_program_was_timed_at():
+    rounds = b2_rounds(lambda p: 3 * p if p <= 64 else 3 * 64, lambda p: 2.5, lambda p: p, loop_limit=128)
+    slopes = paper_b.forward_mode_slopes(rounds).set_index("program")["slope"]
+    assert slopes["forward_loop"] == pytest.approx(0.5, abs=0.05)  # over p = 32, 64, 128 only
+    assert slopes["forward_vmap"] == pytest.approx(1.0, abs=0.05)    # over p = 256, 512, 1024
 
 
 MEMORY_AGREES = pd.DataFrame({"depth": [1, 2, 4, 8, 16], "backward_bytes": [1e5 * d for d in [1, 2, 4, 8, 16]],

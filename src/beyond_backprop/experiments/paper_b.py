@@ -64,8 +64,9 @@ def slope_band(rounds: pd.DataFrame, by: str, numerator: str, denominator: str, 
     fit. Each draw resamples the rounds of every point with replacement and refits; the band is the
     ``BAND`` percentiles of the refitted slopes. Returns (slope, low, high).
     """
-    ratio = with_ratio(rounds, numerator, denominator)
-    groups = [(x, ratio[rounds[by] == x].dropna().to_numpy()) for x in sorted(rounds[by].unique())[-tail:]]
+    ratio = with_ratio(rounds, numerator, denominator).dropna()
+    sizes = rounds.loc[ratio.index, by]
+    groups = [(x, ratio[sizes == x].to_numpy()) for x in sorted(sizes.unique())[-tail:]]
     xs = np.array([x for x, _ in groups], dtype=float)
     slope = loglog_slope(xs, [float(np.median(values)) for _, values in groups])
     rng = np.random.default_rng(seed)
@@ -127,10 +128,10 @@ def cheap_gradient_measurements(rounds: pd.DataFrame) -> dict[str, float]:
             "B1.3": float(steepest["width"]), "B1.4": float(steepest["depth"])}
 
 
-def forward_mode_sweep(dimensions: Sequence[int], hidden: int, depth: int, device: torch.device,
+def forward_mode_sweep(dimensions: Sequence[int], hidden: int, depth: int, loop_limit: int, device: torch.device,
                        repeats: int, warmup: int) -> pd.DataFrame:
     """Input gradient of f = sum(MLP(x)), x ∈ R^p, tanh, per round: times of f, of one backward pass, of
-    p looped JVPs and of p vmapped JVPs."""
+    p vmapped JVPs and (p ≤ ``loop_limit``) of p looped JVPs; NaN where not run."""
     rows = []
     for p in dimensions:
         model = models.mlp([p] + [hidden] * depth + [1], "tanh").to(device).requires_grad_(False)
@@ -143,13 +144,11 @@ def forward_mode_sweep(dimensions: Sequence[int], hidden: int, depth: int, devic
             with torch.no_grad():
                 return f(x)
 
-        times = cost.interleaved_times({
-            "f": evaluate,
-            "backward": lambda: cost.gradient_backward(f, x),
-            "forward_loop": lambda: cost.gradient_forward(f, x, batched=False),
-            "forward_vmap": lambda: cost.gradient_forward(f, x, batched=True),
-        }, device, repeats, warmup)
-        rows += _rounds(times, p=p)
+        programs = {"f": evaluate, "backward": lambda: cost.gradient_backward(f, x),
+                    "forward_vmap": lambda: cost.gradient_forward(f, x, batched=True)}
+        if p <= loop_limit:
+            programs["forward_loop"] = lambda: cost.gradient_forward(f, x, batched=False)
+        rows += _rounds(cost.interleaved_times(programs, device, repeats, warmup), p=p)
     return pd.DataFrame(rows)
 
 
