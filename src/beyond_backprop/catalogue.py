@@ -84,7 +84,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B1", "Cheap gradient principle: backward time over function time",
         "B1_cheap_gradient.ipynb",
-        minutes={"smoke": 0.2, "quick": 0.8, "full": 5.0}, wants_gpu=True,
+        minutes={"smoke": 0.2, "quick": 0.35, "full": 5.0}, wants_gpu=True,
         profiles={"quick": {"widths": [64, 128, 256, 512, 1024, 2048], "depths": [1, 2, 4, 8, 16], "base_width": 256,
                             "base_depth": 4, "batch": 64, "repeats": 10, "warmup": 3},
                   "full": {"widths": [64, 128, 256, 512, 1024, 2048, 4096, 8192], "depths": [2, 4, 8, 16, 32],
@@ -94,7 +94,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B2", "Forward mode: full gradient costs about p evaluations",
         "B2_forward_mode_cost.ipynb",
-        minutes={"smoke": 0.2, "quick": 0.8, "full": 5.0}, wants_gpu=True,
+        minutes={"smoke": 0.2, "quick": 0.4, "full": 5.0}, wants_gpu=True,
         profiles={"quick": {"dimensions": [16, 32, 64, 128, 256, 512, 1024, 2048], "hidden": 128, "depth": 3,
                             "loop_limit": 256, "memory_depths": [1, 2, 4, 8, 16], "memory_width": 256,
                             "memory_batch": 64, "repeats": 10, "warmup": 2},
@@ -105,7 +105,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B3", "Many directional derivatives vs one matrix product",
         "B3_directional_derivatives.ipynb",
-        minutes={"smoke": 0.2, "quick": 0.8, "full": 5.0}, wants_gpu=True,
+        minutes={"smoke": 0.2, "quick": 0.4, "full": 5.0}, wants_gpu=True,
         profiles={"quick": {"sizes": [128, 256, 512, 1024, 2048], "depth": 3, "loop_limit": 256, "repeats": 5, "warmup": 1},
                   "full": {"sizes": [128, 256, 512, 1024, 2048, 4096, 8192], "depth": 4, "loop_limit": 1024,
                            "repeats": 20, "warmup": 5, "cpu_threads": 0}},
@@ -113,14 +113,14 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B4", "Kinks: what AD returns at nondifferentiable points",
         "B4_kinks.ipynb",
-        minutes={"smoke": 0.2, "quick": 0.8, "full": 5.0},
+        minutes={"smoke": 0.2, "quick": 0.6, "full": 5.0},
         profiles={"quick": {"train_limit": 8000, "test_limit": 2000, "networks": 30},
                   "full": {"train_limit": 8000, "test_limit": 2000, "networks": 200, "cpu_threads": 0}},
     ),
     Entry(
         "B5", "Hardness: same function, different AD outputs",
         "B5_hardness.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 5.0},
+        minutes={"smoke": 0.2, "quick": 0.35, "full": 5.0},
         profiles={"quick": {"hidden_sizes": [2, 3, 4, 5], "instances": 3, "points": 4000},
                   "full": {"hidden_sizes": [2, 3, 4, 5, 6], "instances": 10, "points": 20000}},
     ),
