@@ -67,24 +67,46 @@ def _net_with_exact_zero() -> nn.Sequential:
     return net
 
 
-def test_mlp_with_s_matches_torch_and_its_gradient_at_the_kink_is_s_times_the_smooth_one():
+def test_forward_with_s_matches_torch_and_its_gradient_at_the_kink_is_s_times_the_smooth_one():
     net = _net_with_exact_zero()
     x = torch.tensor([[1.0, 1.0]], requires_grad=True)
     for s in (0.0, 1.0):
-        logits, pre = kinks.mlp_with_s(net, x, s)
+        logits, pre = kinks.forward_with_s(net, x, s)
         torch.testing.assert_close(logits, net(x))
         assert pre[0].item() == 0.0
         g = torch.autograd.grad(logits[0, 0], x)[0]
         torch.testing.assert_close(g, s * torch.tensor([[2.0, -2.0]]))
 
 
-def test_bifurcation_counts_minibatches_with_exact_zeros():
+def test_backprops_differ_exactly_on_the_kink_and_compares_with_autograd():
     net = _net_with_exact_zero()
-    x = torch.tensor([[1.0, 1.0], [3.0, 1.0], [2.0, 5.0], [0.5, 0.5]])
+    y = torch.tensor([0])
+    assert kinks.backprops_differ(net, torch.tensor([[1.0, 1.0]]), y) == (True, 1)
+    assert kinks.backprops_differ(net, torch.tensor([[3.0, 1.0]]), y) == (False, 0)
+    # off the kink the one backprop computed is torch's own (relu'(0) plays no role)
+    x = torch.tensor([[3.0, 1.0]])
+    logits, _ = kinks.forward_with_s(net, x, 0.0)
+    ours = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), tuple(net.parameters()))
+    theirs = torch.autograd.grad(torch.nn.functional.cross_entropy(net(x), y), tuple(net.parameters()))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+
+
+def test_bifurcation_volume_stops_each_network_at_its_first_differing_minibatch():
+    x = torch.tensor([[3.0, 1.0], [2.0, 5.0], [1.0, 1.0], [0.5, 0.5]])
     y = torch.tensor([0, 1, 0, 1])
-    table = kinks.bifurcation(net, x, y, batch_size=1, dtypes=[torch.float64]).iloc[0]
-    assert table["minibatches"] == 4
-    assert table["fraction_differing"] == 0.5       # rows 0 and 3 sit on the kink
-    assert table["zeros_per_minibatch"] == 0.5
+    table = kinks.bifurcation_volume(_net_with_exact_zero, x, y, batch_size=1, dtypes=[torch.float64], networks=2)
+    assert list(table["differs"]) == [True, True]
+    assert list(table["minibatches"]) == [3, 3] and list(table["samples"]) == [3, 3]
+    smooth = kinks.bifurcation_volume(_net_with_exact_zero, x[:2], y[:2], batch_size=2, dtypes=[torch.float64],
+                                      networks=1).iloc[0]
+    assert (smooth["differs"], smooth["minibatches"], smooth["zeros"]) == (False, 1, 0)
     with pytest.raises(ValueError, match="invalid batch_size"):
-        kinks.bifurcation(net, x, y, batch_size=0, dtypes=[torch.float64])
+        kinks.bifurcation_volume(_net_with_exact_zero, x, y, batch_size=0, dtypes=[torch.float64], networks=1)
+
+
+def test_bertoin_mlp_has_the_authors_layers():
+    net = kinks.bertoin_mlp(784, 256, 3)
+    kinds = [type(layer).__name__ for layer in net]
+    assert kinds == ["Linear", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert [layer.out_features for layer in net if isinstance(layer, nn.Linear)] == [256, 256, 256, 10]

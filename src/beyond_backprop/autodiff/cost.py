@@ -8,13 +8,13 @@ The derivative programs (for ``f: R^p -> R``, or ``R^p -> R^q`` for JVPs/VJPs):
 - ``gradient_backward``: ∇f(x) by one backward pass;
 - ``gradient_forward``: ∇f(x) by p forward passes, one per basis vector.
 
-Timings are interleaved (every program once per round) and summarised by the
-median, so that ratios between programs hold on a noisy, shared machine.
+Timings are interleaved (every program once per round), so that ratios between
+programs taken within a round hold on a noisy, shared machine.
 """
 
 from __future__ import annotations
 
-import statistics
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,12 +68,15 @@ def parameter_gradient(model: nn.Module, loss: Callable[[torch.Tensor], torch.Te
     return torch.autograd.grad(loss(model(x)), tuple(model.parameters()))
 
 
-def median_times(programs: Mapping[str, Callable[[], Any]], device: torch.device | str,
-                 repeats: int = 20, warmup: int = 3) -> dict[str, float]:
-    """Median wall time in seconds of each program, run interleaved.
+def interleaved_times(programs: Mapping[str, Callable[[], Any]], device: torch.device | str,
+                      repeats: int = 20, warmup: int = 3) -> dict[str, list[float]]:
+    """Wall time in seconds of each program in every timed round, run interleaved.
 
-    for r in 1..warmup+repeats: for each program P: time P (CUDA-synchronised)
-    return {P: median of its last ``repeats`` times}
+    for r in 1..warmup+repeats: for each program P: time P (:func:`elapsed`)
+    return {P: its last ``repeats`` times, in round order}
+
+    Times of one round were taken moments apart, so a ratio between two programs within a round
+    cancels most of a shared machine's drift; the spread of those ratios over rounds is the noise.
     """
     if repeats < 1:
         raise ValueError(f"invalid repeats {repeats!r}; expected >= 1")
@@ -82,11 +85,23 @@ def median_times(programs: Mapping[str, Callable[[], Any]], device: torch.device
     times: dict[str, list[float]] = {name: [] for name in programs}
     for round_ in range(warmup + repeats):
         for name, program in programs.items():
-            with Timer(device) as timer:
-                program()
+            seconds = elapsed(program, device)
             if round_ >= warmup:
-                times[name].append(timer.seconds)
-    return {name: statistics.median(values) for name, values in times.items()}
+                times[name].append(seconds)
+    return times
+
+
+def elapsed(program: Callable[[], Any], device: torch.device | str) -> float:
+    """Seconds one call of ``program`` costs: CUDA-synchronised wall time on a GPU; on a CPU the process's
+    CPU time, which time slices given to other processes do not inflate (with several torch threads it
+    is the work of all of them together)."""
+    if torch.device(device).type == "cuda":
+        with Timer(device) as timer:
+            program()
+        return timer.seconds
+    start = time.process_time()
+    program()
+    return time.process_time() - start
 
 
 def peak_memory(program: Callable[[], Any], device: torch.device | str) -> int:

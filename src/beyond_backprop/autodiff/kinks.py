@@ -124,41 +124,72 @@ def equal_pairs_table(dtype: torch.dtype = torch.float64, grid: int = 1001) -> p
     return table
 
 
-def mlp_with_s(model: nn.Sequential, x: torch.Tensor, s: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run a ``models.mlp`` ReLU network with relu'(0) = ``s``; return logits and pre-activations."""
-    linears = [layer for layer in model if isinstance(layer, nn.Linear)]
-    pre_activations = []
-    for layer in linears[:-1]:
-        z = layer(x)
-        pre_activations.append(z)
-        x = relu_at(z, s)
-    return linears[-1](x), pre_activations
+def forward_with_s(model: nn.Sequential, x: torch.Tensor, s: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a sequential ReLU network with relu'(0) = ``s``; return its output and the input of every ReLU."""
+    relu_inputs = []
+    for layer in model:
+        if isinstance(layer, nn.ReLU):
+            relu_inputs.append(x)
+            x = relu_at(x, s)
+        else:
+            x = layer(x)
+    return x, relu_inputs
 
 
-def bifurcation(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                dtypes: Sequence[torch.dtype]) -> pd.DataFrame:
-    """Backprop with relu'(0) = 0 vs 1 on every minibatch of (x, y), per dtype (Bertoin et al. 2021).
+def bertoin_mlp(inputs: int = 784, width: int = 256, hidden_layers: int = 3, classes: int = 10) -> nn.Sequential:
+    """The MLP of Bertoin et al.'s volume estimate on MNIST (the authors' notebook, ``deel-ai/relu-prime``):
+    ``Linear(inputs, width)``, then ``hidden_layers - 1`` times ``Linear(width, width), ReLU``, then
+    ``Linear(width, classes)``; as in their code the first linear layer feeds the second directly.
+    PyTorch's default initialisation, drawn from the global generator."""
+    if hidden_layers < 2:
+        raise ValueError(f"invalid hidden_layers {hidden_layers!r}; expected >= 2 (the first has no ReLU)")
+    layers: list[nn.Module] = [nn.Linear(inputs, width)]
+    for _ in range(hidden_layers - 1):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, classes))
 
-    Returns per dtype: the fraction of minibatches whose two parameter gradients
-    differ, and the mean number of exact zeros among the pre-activations per minibatch.
+
+def backprops_differ(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tuple[bool, int]:
+    """Whether backprop of the cross-entropy with relu'(0) = 0 and = 1 gives different parameter gradients
+    on the minibatch (x, y), and how many ReLU inputs are exactly 0.
+
+    Without an exact zero the two programs run the same operations on the same numbers, so their
+    gradients are equal bit for bit and the second backprop is skipped.
+    """
+    params = tuple(model.parameters())
+    logits, relu_inputs = forward_with_s(model, x, 0.0)
+    zeros = int(sum(int((z == 0).sum()) for z in relu_inputs))
+    if zeros == 0:
+        return False, 0
+    first = torch.autograd.grad(F.cross_entropy(logits, y), params)
+    second = torch.autograd.grad(F.cross_entropy(forward_with_s(model, x, 1.0)[0], y), params)
+    return any(not torch.equal(a, b) for a, b in zip(first, second)), zeros
+
+
+def bifurcation_volume(make_network: Callable[[], nn.Sequential], x: torch.Tensor, y: torch.Tensor,
+                       batch_size: int, dtypes: Sequence[torch.dtype], networks: int) -> pd.DataFrame:
+    """Bertoin et al.'s estimate of the volume of the bifurcation set S, per dtype.
+
+    For each of ``networks`` random initialisations θ (``make_network()``, the same θ cast to every
+    dtype), sweep the minibatches of (x, y) in order and stop at the first on which backprop with
+    relu'(0) = 0 and = 1 differ (θ ∈ S). One row per network and dtype: whether θ ∈ S, the minibatches
+    and samples swept, and the exact zeros met among the ReLU inputs.
     """
     if batch_size < 1 or batch_size > len(x):
         raise ValueError(f"invalid batch_size {batch_size!r}; expected 1..{len(x)}")
+    if networks < 1:
+        raise ValueError(f"invalid networks {networks!r}; expected >= 1")
     rows = []
-    for dtype in dtypes:
-        net = copy.deepcopy(model).to(dtype)
-        params = tuple(net.parameters())
-        differs, zeros = [], []
-        for xb, yb in zip(x.to(dtype).split(batch_size), y.split(batch_size)):
-            grads = []
-            for s in (0.0, 1.0):
-                logits, pre = mlp_with_s(net, xb, s)
-                grads.append(torch.autograd.grad(F.cross_entropy(logits.float(), yb), params))
-            differs.append(torch.stack([(a != b).any() for a, b in zip(*grads)]).any())
-            zeros.append(sum((z == 0).sum() for z in pre))
-        rows.append({"dtype": str(dtype).removeprefix("torch."), "minibatches": len(differs),
-                     "fraction_differing": float(torch.stack(differs).float().mean()),
-                     "zeros_per_minibatch": float(torch.stack(zeros).float().mean())})
+    for network in range(networks):
+        model = make_network()
+        for dtype in dtypes:
+            net = copy.deepcopy(model).to(dtype)
+            differs, swept, samples, zeros = False, 0, 0, 0
+            for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+                differs, found = backprops_differ(net, xb.to(dtype), yb)
+                swept, samples, zeros = swept + 1, samples + len(xb), zeros + found
+                if differs:
+                    break
+            rows.append({"network": network, "dtype": str(dtype).removeprefix("torch."), "differs": differs,
+                         "minibatches": swept, "samples": samples, "zeros": zeros})
     return pd.DataFrame(rows)
-
-
