@@ -94,11 +94,13 @@ CLAIMS: tuple[Declaration, ...] = (
     *_accuracy(1, "Fashion-MNIST", "Fig 5", 60_000),
     *_accuracy(3, "MNIST", "Fig 4", 55_000),
     Declaration("D3.1", "Seconds per iteration grow linearly, not quadratically, with the hidden width",
-                "linear growth over widths 200-1000 (Table 2, rho 1e-6; end-point log-log slope 0.69 MNIST, 0.75 Fashion-MNIST)",
+                "linear growth over widths 200-1000 (Table 2, rho 1e-6; end-point log-log slope 0.69 MNIST, "
+                "0.75 Fashion-MNIST)",
                 Between(0.5, 1.5, partly=(0.3, 1.7)), unit="log-log slope vs width",
                 scale={"points": 5, "largest_width": 1000}),
     Declaration("D3.2", "Seconds per iteration grow linearly with the number of training samples",
-                "linear growth over 1/5 to all samples (Table 3, rho 1e-6; end-point log-log slope 1.05 MNIST, 1.06 Fashion-MNIST)",
+                "linear growth over 1/5 to all samples (Table 3, rho 1e-6; end-point log-log slope 1.05 MNIST, "
+                "1.06 Fashion-MNIST)",
                 Between(0.8, 1.2, partly=(0.6, 1.4)), unit="log-log slope vs training size",
                 scale={"points": 5, "width": 1000}),
     Declaration("D3.3", "The quadratic approximation with backtracking is cheaper than the exact subproblem solves",
@@ -109,7 +111,8 @@ CLAIMS: tuple[Declaration, ...] = (
     Declaration("D5.1", "L_rho descends at rho = 1 at a larger share of iterations than at rho = 1e-6",
                 "converges for rho > 2H, not at 1e-6 (Thm 4.2; Figs 2-3)", AtLeast(0.5, partly=0.2),
                 unit="difference in share of falling steps", scale={"iterations": ITERATIONS},
-                at_budget=_whole_curve(AtLeast(0.5, partly=0.2), "monotone at 1 (Fig 2a), oscillating at 1e-6 (Fig 3a)")),
+                at_budget=_whole_curve(AtLeast(0.5, partly=0.2),
+                                       "monotone at 1 (Fig 2a), oscillating at 1e-6 (Fig 3a)")),
     Declaration("D5.2", "The paper's rho schedule (rho = nu = 1e-6, rho x10 every 100 iterations) ends as accurate "
                 "as the best fixed rho", "the schedule the paper uses for Figs 4-5 (reconstruction: no figure "
                 "compares them)", AtLeast(-0.02, partly=-0.1), unit="accuracy difference", source=DERIVED,

@@ -2,8 +2,8 @@
 
 MLP experiments take an :class:`~beyond_backprop.data.ImageData` already on the device; every
 history has the columns ``iteration, seconds, objective, residual, rho, train_accuracy,
-test_accuracy`` plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs into its claims'
-measured numbers, each with the setting it was measured at (:func:`record` files them).
+test_accuracy`` plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs
+into its claims' measured numbers, each with the setting it was measured at (:func:`record` files them).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 
 from .. import data, fits, models, train
-from ..results import ClaimLedger
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, DLADMMGCN
+from ..results import ClaimLedger
 
 # KDD §5.1: learning rates of the full-batch baselines (GD on the summed loss, spec §6.10)
 BASELINES = {"gd": 1e-6, "adagrad": 1e-3, "adadelta": 0.1, "adam": 1e-3}
