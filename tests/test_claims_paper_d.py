@@ -262,3 +262,8 @@ def test_every_paper_d_claim_is_declared_with_its_source_and_covered_above():
                                       + ["D5.1", "D5.2"])
     assert {i for i, d in declared.items() if d.source != claims.PAPER} == {"D5.2"}
     assert declared["D2.1"].scale == {"iterations": 200, "width": 1000, "train_size": 60000}
+
+
+def test_d2_at_200_iterations_on_fewer_images_compares_with_the_200_iteration_values():
+    got = _d2({**PAPER_ORDER, "dlADMM": 0.82}, iterations=STEPS, size=10000)  # Adam and Adagrad ahead
+    assert verdicts(got) == {"D2.1": results.PARTLY, "D2.2": results.PARTLY, "D2.3": NOT_TESTABLE, "D2.4": NOT_TESTABLE}

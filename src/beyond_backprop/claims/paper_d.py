@@ -51,21 +51,29 @@ def _convergence(number: int, dataset: str) -> tuple[Declaration, ...]:
     )
 
 
-def _early_accuracy(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
-    """Below 200 iterations, at width 1000 on at least 10,000 images: the level after the early jump."""
-    if at["iterations"] < EARLY or at["width"] < 1000 or at["train_size"] < 10_000:
+def _smaller_run(at: Mapping[str, Any]) -> bool:
+    """At width 1000 on at least 10,000 images for at least ``EARLY`` iterations: the curves can be read."""
+    return at["iterations"] >= EARLY and at["width"] >= 1000 and at["train_size"] >= 10_000
+
+
+def _accuracy_at_budget(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
+    """The level the paper gives at the iterations run: about 0.8 after the early jump, 0.9 at 200."""
+    if not _smaller_run(at):
         return None
-    return (AtLeast(0.8 - PLOT_TOLERANCE, partly=0.8 - 2 * PLOT_TOLERANCE),
-            f"about 0.8 after the early jump (KDD §5.3 on Figs 4-5), at iteration {at['iterations']}; "
-            f"the paper trains on the full set")
+    level, text = (0.9, "about 0.9 after 200 iterations") if at["iterations"] >= ITERATIONS else \
+        (0.8, f"about 0.8 after the early jump, read at iteration {at['iterations']}")
+    return (AtLeast(level - PLOT_TOLERANCE, partly=level - 2 * PLOT_TOLERANCE),
+            f"{text} (KDD §5.3 on Figs 4-5; the paper trains on the full set)")
 
 
-def _early_rank(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
+def _rank_at_budget(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
     """Early on, GD, Adagrad and Adadelta 'rise more slowly' and Taylor's ADMM may lead: rank 3 or better."""
-    if _early_accuracy(at) is None:
+    if not _smaller_run(at):
         return None
+    if at["iterations"] >= ITERATIONS:
+        return AtMost(2, partly=3), "rank 2 of 6 (Figs 4-5; the paper trains on the full set)"
     return AtMost(3, partly=4), (f"ahead of GD, Adagrad, Adadelta, which rise more slowly (KDD §5.3), "
-                                 f"at iteration {at['iterations']}")
+                                 f"read at iteration {at['iterations']}")
 
 
 def _accuracy(number: int, dataset: str, figure: str, train_size: int) -> tuple[Declaration, ...]:
@@ -74,10 +82,10 @@ def _accuracy(number: int, dataset: str, figure: str, train_size: int) -> tuple[
         Declaration(f"D2.{number}", f"{dataset}: dlADMM's test accuracy after 200 iterations",
                     f"about 0.9 after 200 iterations ({figure}b)",
                     AtLeast(0.9 - PLOT_TOLERANCE, partly=0.9 - 2 * PLOT_TOLERANCE), unit="test accuracy",
-                    scale=scale, at_budget=_early_accuracy),
+                    scale=scale, at_budget=_accuracy_at_budget),
         Declaration(f"D2.{number + 1}", f"{dataset}: of GD, Adagrad, Adadelta, Adam, Taylor's ADMM and dlADMM, "
                     "only Adam ends above dlADMM", f"rank 2 of 6 ({figure}b)", AtMost(2, partly=3),
-                    unit="rank of dlADMM", scale=scale, at_budget=_early_rank),
+                    unit="rank of dlADMM", scale=scale, at_budget=_rank_at_budget),
     )
 
 
