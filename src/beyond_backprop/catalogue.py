@@ -52,7 +52,7 @@ class Entry:
         return dict(self.profiles.get(profile, {}))
 
 
-GRAPHS = ("cora", "citeseer", "pubmed", "coauthor-cs")
+GRAPHS = ("cora", "citeseer", "pubmed", "coauthor-cs", "coauthor-physics")
 
 CATALOGUE: tuple[Entry, ...] = (
     Entry(
@@ -166,37 +166,40 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D1", "dlADMM convergence at rho=1 and rho=1e-6",
         "D1_dladmm_convergence.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 10.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
-        profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 100, "iterations": 10},
+        minutes={"smoke": 0.2, "quick": 1.1, "full": 10.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
+        profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 1000, "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
     ),
     Entry(
         "D2", "dlADMM accuracy against five baselines",
         "D2_dladmm_accuracy.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.2, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
-        profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 100, "iterations": 15},
+        minutes={"smoke": 0.2, "quick": 3.2, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
+        profiles={"quick": {"datasets": ["fashion-mnist"], "train_size": 10000, "test_size": 10000, "width": 1000,
+                            "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
     ),
     Entry(
         "D3", "dlADMM runtime against width and training size",
         "D3_dladmm_runtime.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 8.0}, wants_gpu=True, datasets=("fashion-mnist",),
-        profiles={"quick": {"widths": [50, 100, 200], "sizes": [500, 1000, 2000], "iterations": 2, "exact_width": 200},
+        minutes={"smoke": 0.2, "quick": 1.2, "full": 8.0}, wants_gpu=True, datasets=("fashion-mnist",),
+        profiles={"quick": {"widths": [200, 400, 600, 800, 1000], "sizes": [1000, 2000, 3000, 4000, 5000],
+                            "width_size": 1000, "iterations": 2, "repeats": 3, "exact_width": 1000},
                   "full": {"widths": [200, 400, 600, 800, 1000], "sizes": [12000, 24000, 36000, 48000, 60000],
-                           "iterations": 10, "exact_width": 1000}},
+                           "width_size": 60000, "iterations": 10, "repeats": 3, "exact_width": 1000}},
     ),
     Entry(
         "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",
         "D4_dladmm_gcn.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 3.0}, any_datasets=GRAPHS,
-        profiles={"quick": {"hidden": 64, "iterations": 60, "rho_every": 20},
+        minutes={"smoke": 0.2, "quick": 1.5, "full": 3.0}, any_datasets=GRAPHS,
+        profiles={"quick": {"datasets": ["cora", "pubmed", "coauthor-cs", "coauthor-physics"], "hidden": 128,
+                            "iterations": 500, "rho_every": 50},
                   "full": {"hidden": 128, "iterations": 500, "rho_every": 50}},
     ),
     Entry(
         "D5", "dlADMM sensitivity to rho and its schedule",
         "D5_dladmm_rho.ipynb",
-        minutes={"smoke": 0.2, "quick": 1.0, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist",),
-        profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 100, "iterations": 10},
+        minutes={"smoke": 0.2, "quick": 1.3, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist",),
+        profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 1000, "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
     ),
 )

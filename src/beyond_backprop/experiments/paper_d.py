@@ -2,18 +2,23 @@
 
 MLP experiments take an :class:`~beyond_backprop.data.ImageData` already on the device; every
 history has the columns ``iteration, seconds, objective, residual, rho, train_accuracy,
-test_accuracy`` plus the sweep's own columns.
+test_accuracy`` plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs
+into its claims' measured numbers, each with the setting it was measured at (:func:`record` files them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models, train
+from .. import data, fits, models, train
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, DLADMMGCN
+from ..results import ClaimLedger
 
 # KDD §5.1: learning rates of the full-batch baselines (GD on the summed loss, spec §6.10)
 BASELINES = {"gd": 1e-6, "adagrad": 1e-3, "adadelta": 0.1, "adam": 1e-3}
@@ -23,6 +28,27 @@ GCN_BASELINES = {"gd": 0.1, "adagrad": 1e-3, "adadelta": 1e-3, "adam": 1e-3}
 GCN_MU = {"cora": 0.0, "citeseer": 100.0, "pubmed": 0.0, "coauthor-cs": 10.0, "coauthor-physics": 10.0}
 # the code's form of the convergence runs: nu tied to rho, rho held fixed (spec §6.1)
 FIXED = {"nu": None, "rho_rule": "fixed"}
+# the paper's schedule first raises rho after this many iterations (KDD §5.1)
+SCHEDULE_STEP = 100
+# the datasets of D1/D2 in claim-id order (D4 follows data.GRAPH_DATASETS, the journal's five graphs)
+MLP_DATASETS = ("fashion-mnist", "mnist-subset")
+
+
+class Measurement(NamedTuple):
+    """A claim's measured number and the setting it was measured at, or why it could not be measured."""
+
+    value: float | None
+    at: dict[str, Any]
+    not_testable: str = ""
+
+
+def record(ledger: ClaimLedger, measurements: Mapping[str, Measurement]) -> None:
+    """File every measurement in ``ledger`` (``measure``, or ``not_testable`` with its reason)."""
+    for claim_id, item in measurements.items():
+        if item.not_testable:
+            ledger.not_testable(claim_id, item.not_testable, at=item.at)
+        else:
+            ledger.measure(claim_id, item.value, at=item.at)
 
 
 def run_dladmm(images: data.ImageData, widths: list[int], *, iterations: int, seed: int = 0,
@@ -46,8 +72,32 @@ def convergence(images: data.ImageData, widths: list[int], variants: dict[str, d
 
 def fraction_decreasing(values: pd.Series) -> float:
     """Fraction of consecutive steps at which ``values`` decreased."""
-    steps = np.diff(values.to_numpy())
+    steps = np.diff(np.asarray(values, dtype=float))
     return float((steps < 0).mean()) if len(steps) else float("nan")
+
+
+def fraction_rising(values: pd.Series) -> float:
+    """Fraction of consecutive steps at which ``values`` rose (0 for a monotone descent)."""
+    steps = np.diff(np.asarray(values, dtype=float))
+    return float((steps > 0).mean()) if len(steps) else float("nan")
+
+
+def d1_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes: Mapping[str, int]
+              ) -> dict[str, Measurement]:
+    """D1.1-D1.3 (Fashion-MNIST), D1.4-D1.6 (MNIST subset) from :func:`convergence` histories with
+    variants ``rho=1`` and ``rho=1e-6``: share of falling L_rho and residual steps at rho = 1, share
+    of rising L_rho steps at rho = 1e-6."""
+    out = {}
+    for offset, name in enumerate(MLP_DATASETS):
+        frame = histories[name].sort_values("iteration")
+        one, tiny = frame[frame["variant"] == "rho=1"], frame[frame["variant"] == "rho=1e-6"]
+        at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
+              "dataset": name}
+        values = (fraction_decreasing(one["objective"]), fraction_decreasing(one["residual"]),
+                  fraction_rising(tiny["objective"]))
+        for number, value in enumerate(values, start=3 * offset + 1):
+            out[f"D1.{number}"] = Measurement(value, at)
+    return out
 
 
 def _seeded_mlp(widths: list[int], seed: int, device: torch.device) -> torch.nn.Module:
@@ -79,44 +129,87 @@ def final_accuracy(frame: pd.DataFrame, by: str, column: str = "test_accuracy") 
     return frame.sort_values("iteration").groupby(by, sort=False)[column].last()
 
 
-def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *, depth_widths: int = 2,
-                  iterations: int, rho: float = 1e-6, seed: int = 0, exact_width: int | None = None) -> pd.DataFrame:
-    """Seconds per iteration against hidden width (all training rows of ``images[:max(sizes)]``) and against
-    training size (largest width); with ``exact_width``, the exact subproblem solver at that width too.
+def rank_of(final: pd.Series, method: str) -> float:
+    """1 + the number of methods whose value in ``final`` is strictly higher than ``method``'s."""
+    return float((final > final[method]).sum() + 1)
 
-    Rows: ``sweep`` (``width``, ``size`` or ``exact``), ``width``, ``size``, ``solver``, ``seconds_per_iteration``.
+
+def d2_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes: Mapping[str, int]
+              ) -> dict[str, Measurement]:
+    """D2.1-D2.2 (Fashion-MNIST), D2.3-D2.4 (MNIST subset) from :func:`accuracy_comparison` histories:
+    dlADMM's final test accuracy and its rank among the methods; a dataset not run is not testable."""
+    out = {}
+    for offset, name in enumerate(MLP_DATASETS):
+        ids = (f"D2.{2 * offset + 1}", f"D2.{2 * offset + 2}")
+        if name not in histories:
+            for claim_id in ids:
+                out[claim_id] = Measurement(None, {"dataset": name}, f"{name} is not run in this profile")
+            continue
+        frame = histories[name]
+        final = final_accuracy(frame, "method")
+        at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
+              "dataset": name}
+        out[ids[0]] = Measurement(float(final["dlADMM"]), at)
+        out[ids[1]] = Measurement(rank_of(final, "dlADMM"), at)
+    return out
+
+
+def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *, width_size: int,
+                  iterations: int, repeats: int = 3, rho: float = 1e-6, seed: int = 0,
+                  exact_width: int | None = None) -> pd.DataFrame:
+    """Seconds per iteration against hidden width (on ``width_size`` training rows) and against training
+    size (at the largest width); with ``exact_width``, the exact subproblem solver beside the quadratic
+    one at that width on ``width_size`` rows. Every point is timed once per round, for ``repeats``
+    interleaved rounds, so that the spread between rounds measures the noise.
+
+    Rows: ``round``, ``sweep`` (``width``, ``size`` or ``exact``), ``width``, ``size``, ``solver``,
+    ``seconds_per_iteration``.
     """
-    rows = []
     classes = int(images.y_train.max()) + 1
+    points = [("width", width, width_size, "quadratic") for width in widths]
+    points += [("size", max(widths), size, "quadratic") for size in sizes]
+    if exact_width is not None:
+        points += [("exact", exact_width, width_size, solver) for solver in ("quadratic", "exact")]
 
     def timed(width: int, size: int, subproblem: str) -> float:
         subset = data.ImageData(images.name, images.x_train[:size], images.y_train[:size],
                                 images.x_test[:1], images.y_test[:1], images.source)
-        net = [images.x_train.shape[1], *[width] * depth_widths, classes]
+        net = [images.x_train.shape[1], width, width, classes]
         history = run_dladmm(subset, net, iterations=iterations, seed=seed, rho=rho, subproblem=subproblem)
         return float(history["seconds"].iloc[-1]) / iterations
 
-    largest = max(sizes)
-    for width in widths:
-        rows.append({"sweep": "width", "width": width, "size": largest, "solver": "quadratic",
-                     "seconds_per_iteration": timed(width, largest, "quadratic")})
-    for size in sizes:
-        rows.append({"sweep": "size", "width": max(widths), "size": size, "solver": "quadratic",
-                     "seconds_per_iteration": timed(max(widths), size, "quadratic")})
-    if exact_width is not None:
-        for solver in ("quadratic", "exact"):
-            rows.append({"sweep": "exact", "width": exact_width, "size": largest, "solver": solver,
-                         "seconds_per_iteration": timed(exact_width, largest, solver)})
+    rows = [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
+             "seconds_per_iteration": timed(width, size, solver)}
+            for r in range(repeats) for sweep, width, size, solver in points]
     return pd.DataFrame(rows)
 
 
-def linear_fit_r2(x: pd.Series, y: pd.Series) -> float:
-    """Coefficient of determination of the least-squares line through ``(x, y)``."""
-    xs, ys = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
-    slope, intercept = np.polyfit(xs, ys, 1)
-    residual = ((ys - (slope * xs + intercept)) ** 2).sum()
-    total = ((ys - ys.mean()) ** 2).sum()
-    return float(1.0 - residual / total) if total > 0 else 1.0
+def sweep_slope(table: pd.DataFrame, sweep: str) -> tuple[float, float, float]:
+    """Log-log slope of the median seconds per iteration against ``sweep`` (``width`` or ``size``),
+    with the smallest and largest slope of the single rounds (the noise band)."""
+    part = table[table["sweep"] == sweep]
+    median = part.groupby(sweep)["seconds_per_iteration"].median()
+    rounds = [fits.loglog_slope(one[sweep], one["seconds_per_iteration"]) for _, one in part.groupby("round")]
+    return fits.loglog_slope(median.index, median.to_numpy()), min(rounds), max(rounds)
+
+
+def exact_ratio(table: pd.DataFrame) -> float:
+    """Median over rounds of time(exact) / time(quadratic), each round's pair timed side by side."""
+    part = table[table["sweep"] == "exact"].pivot(index="round", columns="solver", values="seconds_per_iteration")
+    return float((part["exact"] / part["quadratic"]).median())
+
+
+def d3_claims(table: pd.DataFrame) -> dict[str, Measurement]:
+    """D3.1 (slope against width), D3.2 (slope against size), D3.3 (exact / quadratic time)."""
+    widths, sizes = table[table["sweep"] == "width"], table[table["sweep"] == "size"]
+    exact = table[table["sweep"] == "exact"]
+    return {
+        "D3.1": Measurement(sweep_slope(table, "width")[0],
+                            {"points": widths["width"].nunique(), "largest_width": int(widths["width"].max())}),
+        "D3.2": Measurement(sweep_slope(table, "size")[0],
+                            {"points": sizes["size"].nunique(), "width": int(sizes["width"].max())}),
+        "D3.3": Measurement(exact_ratio(table), {"width": int(exact["width"].max()), "size": int(exact["size"].max())}),
+    }
 
 
 def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: int, iterations: int,
@@ -140,3 +233,39 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
                                          iterations=iterations, progress=False)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
+
+
+def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hidden: int, epochs: int
+              ) -> dict[str, Measurement]:
+    """D4.1-D4.5 (``data.GRAPH_DATASETS`` in order): dlADMM's final test accuracy minus the best baseline's."""
+    out = {}
+    for number, name in enumerate(data.GRAPH_DATASETS, start=1):
+        at = {"epochs": epochs, "hidden": hidden, "dataset": name}
+        if name in finals:
+            final = finals[name]
+            out[f"D4.{number}"] = Measurement(float(final["dlADMM"] - final.drop("dlADMM").max()), at)
+        else:
+            out[f"D4.{number}"] = Measurement(None, at, f"{name}: {missing.get(name, 'not run')}")
+    return out
+
+
+def rho_variants(iterations: int) -> dict[str, dict]:
+    """D5's runs: fixed rho in {1e-6, 1e-4, 1e-2, 1} (nu tied), the code's adaptive rule, and the paper's
+    schedule only when the run passes its first rho change (before it, it is fixed rho = nu = 1e-6)."""
+    variants = {f"rho={rho:g}": {"rho": rho, **FIXED} for rho in (1e-6, 1e-4, 1e-2, 1.0)}
+    if iterations > SCHEDULE_STEP:
+        variants["paper schedule"] = {}
+    variants["code rule"] = {"nu": None, "rho_rule": "code", "z_last_init": "labels"}
+    return variants
+
+
+def d5_claims(frame: pd.DataFrame, *, width: int, train_size: int) -> dict[str, Measurement]:
+    """D5.1: share of falling L_rho steps at rho = 1 minus at rho = 1e-6; D5.2: the paper schedule's
+    final test accuracy minus the best fixed rho's (None when the schedule was not run)."""
+    decreasing = frame.sort_values("iteration").groupby("variant")["objective"].apply(fraction_decreasing)
+    final = final_accuracy(frame, "variant")
+    fixed = final[[name for name in final.index if name.startswith("rho=")]]
+    at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_size}
+    schedule = float(final["paper schedule"] - fixed.max()) if "paper schedule" in final.index else None
+    return {"D5.1": Measurement(float(decreasing["rho=1"] - decreasing["rho=1e-06"]), at),
+            "D5.2": Measurement(schedule, at)}
