@@ -80,10 +80,11 @@ def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weigh
     the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
     """
     total = weight_m + weight_a
-    z_pos = torch.mul(m, weight_m).add_(a, alpha=weight_a).div_(total)
+    z = torch.mul(m, weight_m).add_(a, alpha=weight_a).div_(total)  # z+ before clamping
     cost_pos = torch.sub(a, m).square_().mul_(weight_m * weight_a / total)
-    cost_neg = torch.relu(m).square_().mul_(weight_m).addcmul_(a, a, value=weight_a)
-    return torch.where((cost_pos < cost_neg) & (z_pos > 0), z_pos, m.clamp(max=0.0))
+    cost_neg = torch.clamp(m, min=0.0).square_().mul_(weight_m).addcmul_(a, a, value=weight_a)
+    keep = torch.lt(cost_pos, cost_neg).logical_and_(z > 0)
+    return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
 
 
 def update_z_last(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 2.0,

@@ -63,14 +63,15 @@ def weight_step(w: torch.Tensor, a_prev: torch.Tensor, product: torch.Tensor, ta
                 t0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One backtracked step on ``phi_W = weight/2 ||target - a_prev W^T||^2`` from ``W = w``.
 
-    ``product`` is ``a_prev w^T``. Returns ``(W+, a_prev W+^T, t)``. ``target`` is overwritten (it
-    becomes the residual); ``product`` is not. Two GEMMs: the gradient and ``a_prev G^T``.
+    ``product`` is ``a_prev w^T``. Returns ``(W+, a_prev W+^T, t)``; ``a_prev W+^T`` is ``product``,
+    updated in place, and ``target`` is overwritten (it becomes the residual). Two GEMMs: the gradient
+    and ``a_prev G^T``.
     """
     grad = weight_gradient(a_prev, target.sub_(product), weight)
     change = a_prev @ grad.T
     t, divisor = accepted_step(squared_norm(grad), weight * squared_norm(change), t0)
     divisor = divisor.to(w.dtype)
-    return torch.addcdiv(w, grad, divisor, value=-1.0), torch.addcdiv(product, change, divisor, value=-1.0), t
+    return torch.addcdiv(w, grad, divisor, value=-1.0), product.addcdiv_(change, divisor, value=-1.0), t
 
 
 def activation_step(a: torch.Tensor, w_next: torch.Tensor, product_next: torch.Tensor, target_next: torch.Tensor,
@@ -78,12 +79,13 @@ def activation_step(a: torch.Tensor, w_next: torch.Tensor, product_next: torch.T
                     t0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One backtracked step on ``phi_a = weight_next/2 ||target_next - a W_next^T||^2 + weight/2 ||a - h||^2``.
 
-    ``product_next`` is ``a W_next^T``. Returns ``(a+, a+ W_next^T, t)``. ``target_next`` is
-    overwritten; ``product_next`` is not. Two GEMMs: the gradient and ``g W_next^T``.
+    ``product_next`` is ``a W_next^T``. Returns ``(a+, a+ W_next^T, t)``; ``a+ W_next^T`` is
+    ``product_next``, updated in place, and ``target_next`` is overwritten. ``a`` is left as it is; ``a+``
+    takes the gradient's buffer. Two GEMMs: the gradient and ``g W_next^T``.
     """
     grad = activation_gradient(a, w_next, target_next.sub_(product_next), weight_next, h, weight)
     change = grad @ w_next.T
     gg = squared_norm(grad)
     t, divisor = accepted_step(gg, weight_next * squared_norm(change) + weight * gg, t0)
     divisor = divisor.to(a.dtype)
-    return torch.addcdiv(a, grad, divisor, value=-1.0), torch.addcdiv(product_next, change, divisor, value=-1.0), t
+    return torch.addcdiv(a, grad, divisor, value=-1.0, out=grad), product_next.addcdiv_(change, divisor, value=-1.0), t
