@@ -1,11 +1,12 @@
 """Benchmark JSON records and the README performance table made from them."""
 
 import json
+import subprocess
 
 import pytest
 import torch
 
-from beyond_backprop import benchmark_records
+from beyond_backprop import benchmark_records, runtime
 
 ROW = {"setting": "paper preset, 10,000 images", "seconds": 2.5, "beside": "GEMM floor", "beside_seconds": 2.0,
        "ratio": 1.25, "paper": "6.74 s"}
@@ -47,3 +48,20 @@ def test_readme_without_markers_is_left_alone(tmp_path):
     readme.write_text("no markers\n")
     assert not benchmark_records.update_readme(readme, tmp_path)
     assert readme.read_text() == "no markers\n"
+
+
+def test_revision_ignores_benchmark_outputs_but_not_code(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "outputs" / "a.json").write_text("{\"changed\": 1}")
+    assert not runtime.git_revision(tmp_path, exclude=("outputs",)).endswith("+dirty")
+    assert runtime.git_revision(tmp_path).endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runtime.git_revision(tmp_path, exclude=("outputs",)).endswith("+dirty")

@@ -26,9 +26,10 @@ def default_folder() -> Path:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """What a timing depends on: device, its name, torch threads, torch version, git revision."""
+    """What a timing depends on: device, its name, torch threads, torch version, git revision (``+dirty``
+    when code changed since it, not when only benchmark outputs and the README did)."""
     return {"device": device.type, "device_name": runtime.device_name(device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "git_revision": runtime.git_revision()}
+            "torch": torch.__version__, "git_revision": runtime.git_revision(exclude=("outputs", "README.md"))}
 
 
 def write_record(name: str, benchmark: str, rows: list[dict[str, Any]], device: torch.device,

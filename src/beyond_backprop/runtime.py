@@ -167,13 +167,15 @@ def prepare_output_dir(notebook_id: str, output_dir: str | os.PathLike = "") -> 
     return path
 
 
-def git_revision(root: Path | None = None) -> str:
-    """The checked-out commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
+def git_revision(root: Path | None = None, exclude: tuple[str, ...] = ()) -> str:
+    """The checked-out commit (with ``+dirty`` when the tree, outside the paths ``exclude``, has
+    changes), or ``unknown``."""
     root = root or project_root()
+    pathspec = ["--", ".", *(f":(exclude){path}" for path in exclude)] if exclude else []
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *pathspec], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -80,9 +80,9 @@ def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weigh
     the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
     """
     total = weight_m + weight_a
-    z = torch.mul(m, weight_m).add_(a, alpha=weight_a).div_(total)  # z+ before clamping
-    cost_pos = torch.sub(a, m).square_().mul_(weight_m * weight_a / total)
-    cost_neg = torch.clamp(m, min=0.0).square_().mul_(weight_m).addcmul_(a, a, value=weight_a)
+    z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
+    cost_pos = torch.sub(a, m).square_().mul_(weight_a / total)  # both costs divided by w_m
+    cost_neg = torch.clamp(m, min=0.0).square_().addcmul_(a, a, value=weight_a / weight_m)
     keep = torch.lt(cost_pos, cost_neg).logical_and_(z > 0)
     return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
 
@@ -290,8 +290,8 @@ class DLADMM:
         x, y1 = self._rows(x), self._onehot(y)
         s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
                     a=list(state.a), losses=list(state.losses))
-        scalars = dict(dtype=torch.float64, device=x.device)
-        s.theta, s.tau = ([torch.tensor(t, **scalars) for t in ts] for ts in (state.theta, state.tau))
+        s.theta, s.tau = ([torch.full((), t, dtype=torch.float64, device=x.device) for t in ts]
+                          for ts in (state.theta, state.tau))
         products = [self._input(s, x, l) @ w.T for l, w in enumerate(s.weights)]
         last = len(s.weights) - 1
         self._z(s, y1, products, last)

@@ -39,7 +39,6 @@ def accepted_step(gg: torch.Tensor, ghg: torch.Tensor, t0: torch.Tensor | float,
     """
     if not isinstance(t0, torch.Tensor) and t0 <= 0:
         raise ValueError(f"invalid t0 {t0!r}; expected > 0")
-    t0 = torch.as_tensor(t0, dtype=torch.float64, device=gg.device)
     exponents = torch.arange(max_tries, dtype=torch.float64, device=gg.device)
     passed = t0 * factor ** exponents * gg >= ghg
     found = passed.any()
@@ -55,8 +54,8 @@ def weight_gradient(a_prev: torch.Tensor, residual: torch.Tensor, weight: float)
 
 def activation_gradient(a: torch.Tensor, w_next: torch.Tensor, residual_next: torch.Tensor, weight_next: float,
                         h: torch.Tensor, weight: float) -> torch.Tensor:
-    """``grad phi_a = -weight_next residual_next W_next + weight (a - h)``, ``residual_next = target_next - a W_next^T``."""
-    return (residual_next @ w_next).mul_(-weight_next).add_(a, alpha=weight).sub_(h, alpha=weight)
+    """``grad phi_a = weight (a - h) - weight_next residual_next W_next``, ``residual_next = target_next - a W_next^T``."""
+    return torch.sub(a, h).addmm_(residual_next, w_next, beta=weight, alpha=-weight_next)
 
 
 def weight_step(w: torch.Tensor, a_prev: torch.Tensor, product: torch.Tensor, target: torch.Tensor, weight: float,
