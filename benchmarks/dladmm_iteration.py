@@ -2,8 +2,10 @@
 
 The floor is the time of the matrix products one iteration cannot avoid: per layer and sweep, the
 gradient and one objective evaluation for W and for a (each an N×n_in×n_out product), timed in the
-same run so the ratio holds on a noisy machine. KDD Table 2: 6.74 s per iteration on Fashion-MNIST
-(width 1000, rho 1e-6, one GTX 1080 Ti).
+same run, alternately with the iterations, so the ratio of the medians holds on a noisy machine. KDD Table 2: 6.74 s per iteration on Fashion-MNIST
+(width 1000, rho 1e-6, one GTX 1080 Ti). ``--preset official`` times the official code's options
+(nu tied to rho, rho rule "code", faithful backtracking, z_L = 2y - 1, FISTA step 4). The figures go to
+``outputs/benchmarks/dladmm_iteration_<device>_<train size>_<preset>.json`` and the README table.
 
     python benchmarks/dladmm_iteration.py --device cuda --train-size 60000
 """
@@ -11,27 +13,34 @@ same run so the ratio holds on a noisy machine. KDD Table 2: 6.74 s per iteratio
 from __future__ import annotations
 
 import argparse
+import statistics
+from collections.abc import Callable
 
 import torch
 
-from beyond_backprop import data, runtime
+from beyond_backprop import benchmark_records, data, runtime
 from beyond_backprop.optim.dladmm import DLADMM
 
+PRESETS = {"paper": {}, "official": {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels",
+                                     "fista_step": 4.0}}
+PAPER = "6.74 s (KDD Table 2, 60,000 images, GTX 1080 Ti)"
 
-def gemm_floor(x: torch.Tensor, widths: list[int], repeats: int) -> float:
-    """Seconds of the GEMMs of one iteration: 2 sweeps × (W: 2 products, a: 2 products) per layer."""
+
+def gemm_floor(x: torch.Tensor, widths: list[int]) -> Callable[[], None]:
+    """The GEMMs of one iteration: 2 sweeps × (W: 2 products, a: 2 products) per layer, on random data."""
     generator = torch.Generator(device=x.device).manual_seed(0)
     inputs = [x] + [torch.rand(x.shape[0], w, generator=generator, device=x.device) for w in widths[1:-1]]
     weights = [torch.randn(n, m, generator=generator, device=x.device) for m, n in zip(widths[:-1], widths[1:])]
-    with runtime.Timer(x.device) as timer:
-        for _ in range(repeats):
-            for a, w in zip(inputs, weights):
-                for _ in range(2):  # backward and forward sweep
-                    residual = a @ w.T
-                    _ = residual.T @ a  # W gradient
-                    _ = residual @ w  # a gradient
-                    _ = a @ w.T  # one objective evaluation
-    return timer.seconds / repeats
+
+    def products() -> None:
+        for a, w in zip(inputs, weights):
+            for _ in range(2):  # backward and forward sweep
+                residual = a @ w.T
+                _ = residual.T @ a  # W gradient
+                _ = residual @ w  # a gradient
+                _ = a @ w.T  # one objective evaluation
+
+    return products
 
 
 def main() -> None:
@@ -39,24 +48,41 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: all 60,000)")
     parser.add_argument("--width", type=int, default=1000)
-    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=5, help="timed iterations (median reported)")
     parser.add_argument("--rho", type=float, default=1e-6)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="paper (default) or official")
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args()
-    device = runtime.resolve_device(args.device)
+    try:
+        device = runtime.resolve_device(args.device)
+    except (ValueError, runtime.DeviceUnavailable) as error:
+        parser.exit(2, f"error: {error}\n")
     images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
     widths = [784, args.width, args.width, 10]
-    solver = DLADMM(widths, rho=args.rho)
+    solver = DLADMM(widths, rho=args.rho, **PRESETS[args.preset])
     state = solver.init(images.x_train, images.y_train, torch.Generator(device=device).manual_seed(0))
     state = solver.step(state, images.x_train, images.y_train)  # warm-up
-    with runtime.Timer(device) as timer:
-        for _ in range(args.iterations):
+    floor_products = gemm_floor(images.x_train, widths)
+    steps, floors = [], []
+    for _ in range(args.iterations):  # interleaved, so both see the same machine load
+        with runtime.Timer(device) as timer:
             state = solver.step(state, images.x_train, images.y_train)
-    per_iteration = timer.seconds / args.iterations
-    floor = gemm_floor(images.x_train, widths, args.iterations)
-    print(f"device {runtime.device_name(device)}; {len(images.y_train)} samples; width {args.width}")
-    print(f"dlADMM {per_iteration:.3f} s/iteration; GEMM floor {floor:.3f} s; ratio {per_iteration / floor:.1f}")
+        steps.append(timer.seconds)
+        with runtime.Timer(device) as timer:
+            floor_products()
+        floors.append(timer.seconds)
+    per_iteration, floor = statistics.median(steps), statistics.median(floors)
+    samples = len(images.y_train)
+    print(f"device {runtime.device_name(device)}; {samples} samples; width {args.width}; preset {args.preset}")
+    print(f"dlADMM {per_iteration:.3f} s/iteration; GEMM floor {floor:.3f} s; ratio {per_iteration / floor:.2f}")
     print("paper (KDD Table 2, GTX 1080 Ti, Fashion-MNIST 60,000): 6.74 s/iteration")
+    row = {"setting": f"{args.preset} preset, {samples:,} images, width {args.width}, rho {args.rho:g}",
+           "seconds": per_iteration, "beside": "GEMM floor", "beside_seconds": floor, "ratio": per_iteration / floor,
+           "paper": PAPER if args.width == 1000 and args.rho == 1e-6 else ""}
+    path = benchmark_records.save(f"dladmm_iteration_{device.type}_{samples}_{args.preset}", "dlADMM iteration",
+                                  [row], device, train_size=samples, width=args.width, rho=args.rho,
+                                  preset=args.preset, iterations=args.iterations)
+    print(f"wrote {path.relative_to(runtime.project_root())}")
 
 
 if __name__ == "__main__":

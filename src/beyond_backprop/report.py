@@ -164,15 +164,21 @@ def results_table(output: Path) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: Path, output: Path, profile: str) -> bool:
-    """Replace the README's block between the results markers; False if the markers are absent."""
+def replace_readme_block(readme: Path, start: str, end: str, body: str) -> bool:
+    """Replace what lies between the markers ``start`` and ``end`` in ``readme`` with ``body``;
+    False if the file or the markers are absent."""
     if not readme.is_file():
         return False
     text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         return False
-    block = (f"{README_START}\nGenerated from `outputs/{output.name}/REPORT.md` (profile `{profile}`) by "
-             f"`python reproduce.py`; do not edit by hand.\n\n{results_table(output)}\n{README_END}")
-    readme.write_text(pattern.sub(lambda _: block, text))
+    readme.write_text(pattern.sub(lambda _: f"{start}\n{body}\n{end}", text))
     return True
+
+
+def update_readme(readme: Path, output: Path, profile: str) -> bool:
+    """Replace the README's block between the results markers; False if the markers are absent."""
+    body = (f"Generated from `outputs/{output.name}/REPORT.md` (profile `{profile}`) by "
+            f"`python reproduce.py`; do not edit by hand.\n\n{results_table(output)}")
+    return replace_readme_block(readme, README_START, README_END, body)
