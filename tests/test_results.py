@@ -89,10 +89,3 @@ def test_significant_keeps_four_stable_digits_and_the_magnitude():
 def test_below_shows_round_off_as_a_bound_and_real_values_as_numbers():
     assert results.below(8.7e-19, 1e-12) == results.below(1.7e-18, 1e-12) == "below 1e-12"
     assert results.below(3.2e-5, 1e-12) == "3.2e-05"
-
-
-def test_print_verdicts_prints_ids_and_verdicts_only(capsys):
-    ledger = ClaimLedger("Z1", profile="smoke", device="cpu")
-    ledger.add(Claim("Z1.1", paper="A", statement="s", paper_value="1", measured=0.123456, rule=AtLeast(1.0)))
-    ledger.print_verdicts()
-    assert capsys.readouterr().out == "Z1.1   not reproduced\n"

@@ -266,11 +266,6 @@ class ClaimLedger:
             "never_measured": self.never_measured(),
         }
 
-    def print_verdicts(self) -> None:
-        """Print each claim's id and verdict alone (for nbval where the measured values are not stable)."""
-        for claim in self.claims:
-            print(f"{claim.id:<6} {claim.verdict}")
-
     def save(self, output_dir: Path, show: bool = True) -> None:
         """Write ``output_dir/claims.json`` and print one line per claim (returns nothing, for notebooks)."""
         (Path(output_dir) / "claims.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
