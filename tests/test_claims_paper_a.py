@@ -9,7 +9,7 @@ import pytest
 
 from beyond_backprop import claims, results
 from beyond_backprop.experiments import paper_a, paper_a_training
-from beyond_backprop.experiments.paper_a import Measurement
+from beyond_backprop.results import Measurement
 
 K = 3000
 
@@ -211,7 +211,7 @@ def test_a2_claim_measurements_name_the_setting_run():
     assert measured["A2.1"].value == pytest.approx(1.0)
     assert measured["A2.3"].value == pytest.approx(0.7)
     assert measured["A2.3"].at == {"epochs": 12.8, "iterations": 800, "dataset": "MNIST subset"}
-    assert measured_a2(0.3, 0.2)["A2.3"].untestable
+    assert measured_a2(0.3, 0.2)["A2.3"].not_testable
 
 
 # A3: memory ---------------------------------------------------------------------------------------
@@ -267,10 +267,10 @@ def test_cost_ratios_and_breakdown_known_answer():
 
 def test_record_measures_or_marks_not_testable():
     ledger = results.ClaimLedger("A2", profile="quick", device="cpu")
-    paper_a.record(ledger, {
+    ledger.record({
         "A2.2": Measurement(1.0, {"iterations": 800, "dataset": "MNIST subset"}),
         "A2.4": Measurement(None, {"epochs": 12.8, "iterations": 800, "dataset": "MNIST subset"},
-                            untestable="the backprop FW reference reached only 0.10 test accuracy"),
+                            not_testable="the backprop FW reference reached only 0.10 test accuracy"),
     })
     by_id = {c.id: c for c in ledger.claims}
     assert by_id["A2.2"].verdict == results.REPRODUCED
@@ -283,4 +283,4 @@ def test_a2_a_run_too_short_to_fit_is_not_testable_rather_than_failed():
                             "method": "averaged-pfg", "step_rule": "theory"})
     measured = paper_a_training.claim_measurements(history, summary(0.9, 0.8), iterations=20, batch=128,
                                                    train_sizes={"MNIST subset": 8_000})
-    assert "fewer than 3" in measured["A2.1"].untestable
+    assert "fewer than 3" in measured["A2.1"].not_testable

@@ -17,7 +17,7 @@ EPOCHS = np.arange(1, 201)
 
 def verdicts(measurements):
     """``{claim id: verdict}`` under each claim's declared rule at the setting the measurement names."""
-    return {cid: claims.declaration(cid).judge(value, at).verdict for cid, value, at in measurements}
+    return {cid: claims.declaration(cid).judge(m.value, m.at).verdict for cid, m in measurements.items()}
 
 
 def eps_schedule(epochs=EPOCHS):
@@ -259,7 +259,8 @@ def test_every_declared_claim_of_paper_c_has_a_measurement_and_the_right_dataset
 
 
 def test_unmeasured_names_the_claims_of_skipped_datasets():
-    assert paper_c.unmeasured("C1", {"pubmed": "pubmed is missing"}) == [("C1.9", "pubmed is missing")]
+    assert paper_c.unmeasured("C1", {"pubmed": "pubmed is missing"}) == {
+        "C1.9": results.Measurement(None, not_testable="pubmed is missing")}
 
 
 def tiny_task():

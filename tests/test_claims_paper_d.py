@@ -19,7 +19,7 @@ PLATEAU = np.full(STEPS, 3.0)
 def verdict(measurement: paper_d.Measurement, claim_id: str) -> str:
     """The verdict :func:`paper_d.record` files for ``measurement``."""
     ledger = results.ClaimLedger(claim_id.split(".")[0], profile="quick", device="cpu")
-    paper_d.record(ledger, {claim_id: measurement})
+    ledger.record({claim_id: measurement})
     return ledger.claims[0].verdict
 
 
@@ -81,7 +81,7 @@ def test_rho_variants_run_the_schedule_only_past_its_first_change():
 def test_record_files_measurements_and_not_testable_reasons():
     ledger = results.ClaimLedger("D4", profile="quick", device="cpu")
     finals = {"cora": pd.Series({"dlADMM": 0.80, "adam": 0.81})}
-    paper_d.record(ledger, paper_d.d4_claims(finals, {"citeseer": "not available offline"}, hidden=128, epochs=500))
+    ledger.record(paper_d.d4_claims(finals, {"citeseer": "not available offline"}, hidden=128, epochs=500))
     got = {c.id: (c.verdict, c.measured) for c in ledger.claims}
     assert got["D4.1"] == (REPRODUCED, pytest.approx(-0.01))
     assert got["D4.2"][0] == NOT_TESTABLE and "not available offline" in ledger.claims[1].reason

@@ -216,6 +216,15 @@ class Claim:
         }
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A claim's measured value and the setting it was measured at (``at``), or why it could not be measured."""
+
+    value: float | None
+    at: dict[str, Any] = field(default_factory=dict)
+    not_testable: str = ""
+
+
 @dataclass
 class ClaimLedger:
     """The claims of one notebook, saved as ``claims.json``."""
@@ -248,6 +257,14 @@ class ClaimLedger:
         return self.add(Claim(spec.id, paper=spec.paper, statement=spec.statement, paper_value=spec.paper_value,
                               measured=None, rule=NotTestable(reason), unit=spec.unit, source=spec.source,
                               citation=spec.citation, setting=describe_setting(at or {}, spec.scale)))
+
+    def record(self, measurements: dict[str, Measurement]) -> None:
+        """Record each measurement by claim id: :meth:`measure`, or :meth:`not_testable` with its reason."""
+        for claim_id, item in measurements.items():
+            if item.not_testable:
+                self.not_testable(claim_id, item.not_testable, at=dict(item.at))
+            else:
+                self.measure(claim_id, item.value, at=dict(item.at))
 
     def never_measured(self) -> list[str]:
         """Declared claims of this notebook that were not recorded (a defect the report calls out)."""

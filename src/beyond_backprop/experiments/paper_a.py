@@ -9,9 +9,7 @@ rho_k = 4/(k+8)^(2/3) (the "convex" schedule).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +20,7 @@ from ..autodiff.forward_gradient import projected_forward_gradient
 from ..fits import loglog_slope
 from ..optim.constraints import L1Ball
 from ..optim.frank_wolfe import frank_wolfe_update, named_schedule
+from ..results import Measurement
 
 METHODS = ("exact", "stochastic", "pfg", "averaged-pfg")
 LABELS = {"exact": "FW, exact gradient", "stochastic": "stochastic FW (batch 64)",
@@ -226,24 +225,6 @@ def rate_after_transient(run: pd.DataFrame, initial_gap: float, column: str = "o
     if len(tail) < 10 or math.log10(k.max() / start) < min_decades:
         return float("nan")
     return loglog_slope(tail["iteration"], tail[column])
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """A claim's measured value and the setting it was measured at; ``untestable`` says why not, if so."""
-
-    value: float | None
-    at: Mapping[str, Any] = field(default_factory=dict)
-    untestable: str = ""
-
-
-def record(ledger, measurements: Mapping[str, Measurement]) -> None:
-    """Record every measurement in a ``results.ClaimLedger`` (as not testable where it says why)."""
-    for claim_id, item in measurements.items():
-        if item.untestable:
-            ledger.not_testable(claim_id, item.untestable, at=dict(item.at))
-        else:
-            ledger.measure(claim_id, item.value, at=dict(item.at))
 
 
 def claim_measurements(runs: pd.DataFrame, sweep: pd.DataFrame, problem: LeastSquares,

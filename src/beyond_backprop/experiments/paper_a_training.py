@@ -21,7 +21,7 @@ from ..data import ImageData
 from ..optim.constraints import initialization_constraints
 from ..optim.frank_wolfe import FrankWolfe
 from ..runtime import PeakMemory, Timer
-from .paper_a import Measurement
+from ..results import Measurement
 
 TRAINING_METHODS = ("backprop-fw", "pfg", "averaged-pfg")
 LABELS = {"backprop-fw": "FW, backprop gradient", "pfg": "PFG-FW (plain)", "averaged-pfg": "averaged PFG-FW"}
@@ -164,13 +164,13 @@ def claim_measurements(history: pd.DataFrame, summary: pd.DataFrame, *, iteratio
         run = history[(history["dataset"] == label) & (history["method"] == "averaged-pfg")
                       & (history["step_rule"] == "theory")]
         share = inverse_log_decrease_share(run)
-        measured[f"A2.{1 + n}"] = Measurement(share, {"iterations": iterations, "dataset": label}, untestable="" if
+        measured[f"A2.{1 + n}"] = Measurement(share, {"iterations": iterations, "dataset": label}, not_testable="" if
                                               math.isfinite(share) else "the run records fewer than 3 FW gaps in "
                                               "its second half: no rate can be compared")
         behind, why = accuracy_behind(summary, label)
         epochs = round(iterations * batch / train_size, 1)
         measured[f"A2.{3 + n}"] = Measurement(behind, {"epochs": epochs, "iterations": iterations, "dataset": label},
-                                              untestable=why)
+                                              not_testable=why)
     return dict(sorted(measured.items()))
 
 

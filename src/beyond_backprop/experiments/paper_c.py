@@ -21,6 +21,7 @@ from ..data.graph_features import augmented_features
 from ..fits import loglog_slope
 from ..optim.dladmm import DLADMM, forward
 from ..optim.mdlam import MDLAM
+from ..results import Measurement
 from ..runtime import Timer
 
 # Table 3 of the paper: mDLAM's rho and the baselines' learning rates, per dataset
@@ -33,7 +34,6 @@ LEARNING_RATES = {
 }
 DLADMM_RHO = 1e-6  # Table 3, every dataset
 EPS_MIN = 1e-3
-Measurement = tuple[str, float, dict]  # claim id, measured value, setting run (``at=``)
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,10 @@ def describe_tasks(tasks: dict[str, NodeTask], skipped: dict[str, str]) -> None:
               f"d = {task.x_train.shape[1]}, {task.classes} classes")
 
 
-def unmeasured(notebook_id: str, skipped: dict[str, str]) -> list[tuple[str, str]]:
-    """``(claim id, reason)`` for each declared claim of ``notebook_id`` on a dataset that was not run."""
-    return [(d.id, skipped[d.scale["dataset"]]) for d in declared_for(notebook_id)
-            if d.scale.get("dataset") in skipped]
+def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measurement]:
+    """Each declared claim of ``notebook_id`` on a dataset that was not run, not testable with the reason."""
+    return {d.id: Measurement(None, not_testable=skipped[d.scale["dataset"]]) for d in declared_for(notebook_id)
+            if d.scale.get("dataset") in skipped}
 
 
 def _accuracy(solver: MDLAM, state, task: NodeTask) -> float:
@@ -163,22 +163,22 @@ C1_IDS = {"monotone": {"cora": "C1.1", "citeseer": "C1.2"},
           "acceleration": {"cora": "C1.5", "citeseer": "C1.6"}, "floor": {"cora": "C1.7", "citeseer": "C1.8"}}
 
 
-def _declared(ids: dict[str, dict[str, str]], name: str, values: dict[str, float], at: dict) -> list[Measurement]:
-    """``(id, value, at)`` for each kind of measurement that has a claim declared on dataset ``name``."""
-    return [(ids[kind][name], float(value), at) for kind, value in values.items() if name in ids[kind]]
+def _declared(ids: dict[str, dict[str, str]], name: str, values: dict[str, float], at: dict) -> dict[str, Measurement]:
+    """The measurement of each kind that has a claim declared on dataset ``name``, by claim id."""
+    return {ids[kind][name]: Measurement(float(value), at) for kind, value in values.items() if name in ids[kind]}
 
 
-def convergence_claims(runs: pd.DataFrame) -> list[Measurement]:
+def convergence_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     """C1's measurements from :func:`convergence` frames: monotonicity over the whole run and at the eps
     floor, the fraction of the first objective reached, and accelerated over plain final objective."""
-    found = []
+    found: dict[str, Measurement] = {}
     for name, frame in runs.groupby("dataset"):
         by = {variant: run.sort_values("iteration") for variant, run in frame.groupby("variant")}
         accelerated = by[ACCELERATED]
         values = {"monotone": largest_rise(accelerated["objective"]), "fraction": objective_fraction(accelerated),
                   "acceleration": accelerated["objective"].iloc[-1] / by[PLAIN]["objective"].iloc[-1],
                   "floor": largest_rise(at_eps_floor(accelerated))}
-        found += _declared(C1_IDS, name, values, {"epochs": int(frame["iteration"].max()), "dataset": name})
+        found |= _declared(C1_IDS, name, values, {"epochs": int(frame["iteration"].max()), "dataset": name})
     return found
 
 
@@ -233,15 +233,15 @@ C2_IDS = {"final": {"cora": "C2.1", "citeseer": "C2.2", "pubmed": "C2.3", "coaut
           "adadelta": {"cora": "C2.7", "citeseer": "C2.10"}, "dladmm": {"cora": "C2.8", "citeseer": "C2.9"}}
 
 
-def accuracy_claims(runs: pd.DataFrame) -> list[Measurement]:
+def accuracy_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     """C2's measurements from :func:`accuracy_comparison` frames: accuracy after the last epoch and margins."""
-    found = []
+    found: dict[str, Measurement] = {}
     for name, frame in runs.groupby("dataset"):
         final, at = final_accuracy(frame, "method"), {"epochs": int(frame["iteration"].max()), "dataset": name}
         mdlam = final["mdlam"]
         values = {"final": mdlam, "baselines": mdlam - final[list(LEARNING_RATES)].max(),
                   "adadelta": final["adadelta"] / mdlam, "dladmm": mdlam - final["dladmm"]}
-        found += _declared(C2_IDS, name, values, at)
+        found |= _declared(C2_IDS, name, values, at)
     return found
 
 
@@ -322,16 +322,16 @@ C3_IDS = {"base": {"cora": "C3.1", "citeseer": "C3.4"}, "slope": {"cora": "C3.2"
           "ratio": {"cora": "C3.3", "citeseer": "C3.6"}}
 
 
-def runtime_claims(timings: pd.DataFrame) -> list[Measurement]:
+def runtime_claims(timings: pd.DataFrame) -> dict[str, Measurement]:
     """C3's measurements from :func:`runtime_sweep` rounds, each with the grid it was measured on."""
-    found = []
+    found: dict[str, Measurement] = {}
     for (name, kind), value in runtime_values(timings).items():
         frame = timings[timings["dataset"] == name]
         widths, rhos = frame[frame["sweep"] == "width"]["value"], frame[frame["sweep"] == "rho"]["value"]
         at = {"base": {"width": int(widths.min())},
               "slope": {"largest_width": int(widths.max()), "widths": int(widths.nunique())},
               "ratio": {"rho_decades": round(math.log10(rhos.max() / rhos.min())), "rhos": int(rhos.nunique())}}[kind]
-        found += _declared(C3_IDS, name, {kind: value}, {**at, "dataset": name})
+        found |= _declared(C3_IDS, name, {kind: value}, {**at, "dataset": name})
     return found
 
 
@@ -371,16 +371,16 @@ C4_IDS = {"spreads": {"cora": "C4.1", "citeseer": "C4.4"}, "eps0": {"cora": "C4.
 EARLY_EPOCH = 40
 
 
-def sensitivity_claims(runs: pd.DataFrame) -> list[Measurement]:
+def sensitivity_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     """C4's measurements from :func:`sensitivity` frames (the early gain at epoch 40, or the last one run)."""
-    found = []
+    found: dict[str, Measurement] = {}
     for name, frame in runs.groupby("dataset"):
         last = int(frame["iteration"].max())
         early = min(EARLY_EPOCH, last)
         at = {"epochs": last, "dataset": name}
-        found += _declared(C4_IDS, name, {"spreads": final_spread(frame, "rho") - final_spread(frame, "eps0"),
+        found |= _declared(C4_IDS, name, {"spreads": final_spread(frame, "rho") - final_spread(frame, "eps0"),
                                           "eps0": final_spread(frame, "eps0")}, at)
-        found += _declared(C4_IDS, name, {"early": early_gain(frame, early)}, {**at, "epochs": early})
+        found |= _declared(C4_IDS, name, {"early": early_gain(frame, early)}, {**at, "epochs": early})
     return found
 
 

@@ -9,7 +9,6 @@ into its claims' measured numbers, each with the setting it was measured at (:fu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import torch
 from .. import data, fits, models, train
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, DLADMMGCN
-from ..results import ClaimLedger
+from ..results import Measurement
 
 # KDD §5.1: learning rates of the full-batch baselines (GD on the summed loss, spec §6.10)
 BASELINES = {"gd": 1e-6, "adagrad": 1e-3, "adadelta": 0.1, "adam": 1e-3}
@@ -32,23 +31,6 @@ FIXED = {"nu": None, "rho_rule": "fixed"}
 SCHEDULE_STEP = 100
 # the datasets of D1/D2 in claim-id order (D4 follows data.GRAPH_DATASETS, the journal's five graphs)
 MLP_DATASETS = ("fashion-mnist", "mnist-subset")
-
-
-class Measurement(NamedTuple):
-    """A claim's measured number and the setting it was measured at, or why it could not be measured."""
-
-    value: float | None
-    at: dict[str, Any]
-    not_testable: str = ""
-
-
-def record(ledger: ClaimLedger, measurements: Mapping[str, Measurement]) -> None:
-    """File every measurement in ``ledger`` (``measure``, or ``not_testable`` with its reason)."""
-    for claim_id, item in measurements.items():
-        if item.not_testable:
-            ledger.not_testable(claim_id, item.not_testable, at=item.at)
-        else:
-            ledger.measure(claim_id, item.value, at=item.at)
 
 
 def run_dladmm(images: data.ImageData, widths: list[int], *, iterations: int, seed: int = 0,
