@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import scipy.sparse as sp
 import torch
@@ -60,3 +61,33 @@ class GCN(nn.Module):
             hidden = hidden + self.first_bias
         out = self.adjacency @ self.second(torch.relu(hidden))
         return out if self.second_bias is None else out + self.second_bias
+
+
+def cross_entropy_sum(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy of logits ``z`` against one-hot ``y``, summed over rows."""
+    return -(y * torch.log_softmax(z, dim=1)).sum()
+
+
+def mlp_logits(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Logits of the ReLU MLP ``relu(x W_1^T + b_1) … W_L^T + b_L`` (``W_l`` is n_l×n_{l-1}), rows as samples."""
+    h = x
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        h = h @ w.T + b
+        if l < len(weights) - 1:
+            h = torch.relu(h)
+    return h
+
+
+INIT_STD = 0.1  # N(0, 0.1²) for every weight and bias: the dlADMM and mDLAM codes' initialisation
+
+
+def init_normal_(model: nn.Module, generator: torch.Generator, std: float = INIT_STD) -> nn.Module:
+    """Every parameter of ``model`` ~ N(0, std²), drawn in order from ``generator`` (on its device).
+
+    The one initialisation of the gradient baselines in every paper: the ADMM-type solvers start
+    from the same distribution (dlADMM spec §6.10: "same architecture and initialisation").
+    """
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(std * torch.randn(parameter.shape, generator=generator, device=generator.device))
+    return model

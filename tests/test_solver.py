@@ -1,0 +1,147 @@
+"""The solver contract: run_history's timing, budget and columns, and every solver through one table."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from beyond_backprop import models
+from beyond_backprop.optim.gradient import TorchOptimizer
+from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
+
+
+def separable(seed: int = 0, n: int = 60, d: int = 6, classes: int = 3) -> Problem:
+    """Gaussian blobs far apart: every method worth the name separates them."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 4.0 * torch.randn(classes, d, generator=g)
+    labels = torch.arange(n) % classes
+    x = centres[labels] + 0.3 * torch.randn(n, d, generator=g)
+    xt = centres[labels] + 0.3 * torch.randn(n, d, generator=g)
+    return Problem(Split(x, labels), {"test": Split(xt, labels)})
+
+
+@dataclass
+class SleepState:
+    k: int = 0
+
+
+class Sleeper:
+    """A solver whose step and evaluation take known times."""
+
+    def __init__(self, step_seconds: float, evaluate_seconds: float) -> None:
+        self.step_seconds, self.evaluate_seconds = step_seconds, evaluate_seconds
+
+    def init(self, problem, generator):
+        return SleepState()
+
+    def step(self, state, problem):
+        time.sleep(self.step_seconds)
+        return SleepState(state.k + 1)
+
+    def metrics(self, state, problem):
+        time.sleep(self.evaluate_seconds)
+        return {"rho": torch.tensor(1.0)}
+
+    def logits(self, state, problem, split):
+        return torch.zeros(split.targets.shape[0], problem.classes)
+
+
+def test_seconds_count_steps_only():
+    problem = separable()
+    _, history = run_history(Sleeper(0.01, 0.05), SleepState(), problem, iterations=5)
+    assert list(history["iteration"]) == [1, 2, 3, 4, 5]
+    assert 0.05 <= history["seconds"].iloc[-1] < 0.05 + 0.04  # five 10 ms steps, not the 250 ms of evaluation
+    assert history["seconds"].is_monotonic_increasing
+
+
+def test_budget_is_respected_within_one_step():
+    problem = separable()
+    start = time.perf_counter()
+    state, history = run_history(Sleeper(0.02, 0.03), SleepState(), problem, seconds=0.1, evaluate_every=2)
+    wall = time.perf_counter() - start
+    spent = history["seconds"].iloc[-1]
+    assert 0.1 <= spent < 0.1 + 0.02 + 0.015  # stops at the first step that ends past the budget
+    assert state.k == history["iteration"].iloc[-1] <= 6
+    assert wall > spent  # evaluation happened, and was not counted
+    assert list(history["iteration"])[:2] == [2, 4]  # every second step, and the last
+
+
+def test_iterations_cap_a_budget():
+    _, history = run_history(Sleeper(0.0, 0.0), SleepState(), separable(), iterations=3, seconds=100.0)
+    assert list(history["iteration"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"iterations": 0}, {"seconds": -1.0}, {"iterations": 2, "evaluate_every": 0}])
+def test_run_history_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match="run_history needs|invalid"):
+        run_history(Sleeper(0.0, 0.0), SleepState(), separable(), **kwargs)
+
+
+def test_metrics_outside_the_vocabulary_are_refused():
+    class Misnamed(Sleeper):
+        def metrics(self, state, problem):
+            return {"objective": torch.tensor(0.0)}
+
+    with pytest.raises(ValueError, match="objective"):
+        run_history(Misnamed(0.0, 0.0), SleepState(), separable(), iterations=1)
+
+
+def test_split_and_problem_check_their_data():
+    with pytest.raises(ValueError, match="integer class indices"):
+        Split(torch.zeros(4, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match="invalid split"):
+        Split(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+    problem = separable()
+    assert problem.classes == 3 and problem.onehot.shape == (60, 3)
+    assert torch.equal(problem.onehot.argmax(1), problem.y)
+
+
+def gradient_solver(problem: Problem) -> TorchOptimizer:
+    return TorchOptimizer(lambda p: models.mlp([p.x.shape[1], 16, p.classes]), "adam", lr=0.05)
+
+
+# Each entry: a name and a function of the problem that makes the solver. Every solver of the package is listed.
+SOLVERS = {
+    "adam": gradient_solver,
+    "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
+                                                 lr=0.01, reduction="sum"),
+}
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_every_solver_meets_the_contract(name):
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    state, history = run_history(solver, state, problem, iterations=30, evaluate_every=10)
+    columns = set(history.columns)
+    named = {c for c in columns if not c.endswith("_accuracy")}
+    assert named <= set(METRICS), f"{name}: columns outside the vocabulary: {named - set(METRICS)}"
+    assert {"iteration", "seconds", "train_loss", "train_accuracy", "test_accuracy"} <= columns
+    assert list(history["iteration"]) == [10, 20, 30] and state.k == 30
+    first = solver.init(problem, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        start = float(torch.nn.functional.cross_entropy(solver.logits(first, problem, problem.train), problem.y))
+    assert history["train_loss"].iloc[-1] < 0.5 * start
+    assert history["train_accuracy"].iloc[-1] == 1.0
+    # the state round-trips: saved and loaded, it takes the same next step as the original
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    copy = torch.load(buffer, weights_only=False)
+    after, after_copy = solver.step(state, problem), solver.step(copy, problem)
+    assert after.k == after_copy.k == 31
+    assert torch.equal(solver.logits(after, problem, problem.train), solver.logits(after_copy, problem, problem.train))
+
+
+def test_gradient_init_is_the_documented_normal_from_the_generator():
+    problem = separable()
+    solver = gradient_solver(problem)
+    one, two = (solver.init(problem, torch.Generator().manual_seed(3)) for _ in range(2))
+    weights = torch.cat([p.flatten() for p in one.model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(one.model.parameters(), two.model.parameters()))
+    assert abs(float(weights.std()) - 0.1) < 0.02 and abs(float(weights.mean())) < 0.02
