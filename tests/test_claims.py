@@ -118,3 +118,11 @@ def test_report_lists_claims_of_a_failed_notebook_as_failed_and_calls_out_unmeas
     text = report.render_report(tmp_path, "smoke")
     assert "INCOMPLETE" in text and "DEFECT" in text and "C2.2" in text
     assert "the paper's own claims: 1 reproduced" in text
+    assert f"**PARTIAL: this report covers 2 of {len(report.CATALOGUE)} notebooks; not run in this profile: A1," in text
+
+
+def test_a_report_of_every_notebook_is_not_partial(monkeypatch, tmp_path):
+    monkeypatch.setattr(report, "declared_for", lambda nb: [])
+    for entry in report.CATALOGUE:
+        _write_run(tmp_path, entry.id, "complete", [])
+    assert "PARTIAL" not in report.render_report(tmp_path, "quick")

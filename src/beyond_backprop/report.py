@@ -103,6 +103,10 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
     if failed:
         lines += [f"**INCOMPLETE: {len(failed)} notebook(s) failed ({', '.join(failed)}); "
                   "their claims are listed as failed. See `logs/`.**", ""]
+    not_run = [i for i, s in states.items() if s["status"] == "not run"]
+    if not_run:
+        lines += [f"**PARTIAL: this report covers {len(states) - len(not_run)} of {len(states)} notebooks; "
+                  f"not run in this profile: {', '.join(not_run)}.**", ""]
     unmeasured = [c["id"] for s in states.values() for c in s["claims"] if c["verdict"] == NEVER_MEASURED]
     if unmeasured:
         lines += [f"**DEFECT: {len(unmeasured)} declared claim(s) were never measured ({', '.join(unmeasured)}).**",
