@@ -170,8 +170,8 @@ class DLADMMOptions:
         z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
         subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
         init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
-        shared_init: draw every W and b from the same generator state (the code resets seed 13 before
-            each tensor, so the smaller tensors repeat the start of the larger ones) instead of in sequence.
+        shared_init: draw every W and b from the generator's state at ``init`` (the code resets seed 13
+            before each tensor) instead of one after the other.
         theta0, tau0: initial backtracking constants of the W- and a-steps.
         fista_step: step of the z_L FISTA (2 = 1/H for the cross-entropy; the code uses 4).
     """
