@@ -246,3 +246,18 @@ def test_block_steps_do_not_synchronize_cuda():
         activation_step(a_prev, w, a_prev @ w.T, target.clone(), 1e-6, a_prev, 1e-6, 1.0)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_official_preset_steps_like_the_former_official_options():
+    """OFFICIAL adds one switch to the former official-style options, and that switch acts on ``init`` only:
+    from the same state both take the same steps (the lockstep above then pins them to the reference)."""
+    assert replace(OFFICIAL, shared_init=False) == DLADMMOptions(**OFFICIAL_BEFORE)
+    problem = _problem(dtype=torch.float32)
+    new, old = DLADMM([12, 16, 16, 4], OFFICIAL), DLADMM([12, 16, 16, 4], **OFFICIAL_BEFORE)
+    start = old.init(problem, torch.Generator().manual_seed(2))
+    a = b = start
+    for _ in range(4):
+        a, b = new.step(a, problem), old.step(b, problem)
+    assert all(torch.equal(x, y) for x, y in zip(a.weights + a.biases + a.z + a.a, b.weights + b.biases + b.z + b.a))
+    for split in problem.splits.values():
+        assert torch.equal(new.logits(a, problem, split).argmax(1), old.logits(b, problem, split).argmax(1))
