@@ -7,8 +7,8 @@ import torch
 
 from beyond_backprop.models import cross_entropy_sum, mlp_logits
 from beyond_backprop.optim.dladmm import (
-    DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w, update_z_last, update_z_relu,
-    weight_objective,
+    DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w,
+    update_z_last, update_z_relu, weight_objective,
 )
 from beyond_backprop.optim.solver import Problem, Split
 
@@ -134,7 +134,8 @@ def _blobs(n: int = 60, seed: int = 10) -> Problem:
 
 
 def test_presets_differ_in_exactly_the_official_code_switches():
-    differing = {f.name for f in dataclasses.fields(DLADMMOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
+    differing = {f.name for f in dataclasses.fields(DLADMMOptions)
+                 if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
     assert differing == {"nu", "rho_rule", "faithful", "z_last_init", "fista_step", "shared_init"}
     assert (OFFICIAL.nu, OFFICIAL.rho_rule, OFFICIAL.z_last_init, OFFICIAL.fista_step) == (None, "code", "labels", 4.0)
     assert (PAPER.rho, PAPER.nu, PAPER.rho_rule) == (1e-6, 1e-6, "paper")

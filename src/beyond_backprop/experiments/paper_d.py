@@ -3,8 +3,9 @@
 MLP experiments take an :class:`~beyond_backprop.data.ImageData` already on the device and run every
 method through :func:`~beyond_backprop.optim.solver.run_history`, so every history has the columns of
 :data:`~beyond_backprop.optim.solver.METRICS` (``iteration, seconds, train_loss``, the solver's own
-``lagrangian, residual, rho``, ``train_accuracy, test_accuracy``) plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs
-into its claims' measured numbers, each with the setting it was measured at (:func:`record` files them).
+``lagrangian, residual, rho``, ``train_accuracy, test_accuracy``) plus the sweep's own columns.
+The ``d<N>_claims`` functions turn a notebook's runs into its claims' measured numbers, each with the
+setting it was measured at (``ClaimLedger.record`` files them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 r"""dlADMM: deep learning ADMM (Wang, Yu, Chen, Zhao, KDD 2019), for an MLP of any depth.
 
 Rows are samples (``x`` is N×n_0, ``z_l`` and ``a_l`` are N×n_l, ``W_l`` is n_l×n_{l-1}; the paper
-writes the transposes). The relaxed problem P2 and its augmented Lagrangian, with ``m_l = a_{l-1} W_l^T + b_l`` and ``r = z_L - m_L``:
+writes the transposes). The relaxed problem P2 and its augmented Lagrangian, with
+``m_l = a_{l-1} W_l^T + b_l`` and ``r = z_L - m_L``:
 
 .. math::
     L_\rho = R(z_L; y) + \tfrac{\nu}{2}\sum_{l<L}\big(\|z_l - m_l\|^2 + \|a_l - f(z_l)\|^2\big)
