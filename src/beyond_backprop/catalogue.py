@@ -173,9 +173,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D2", "dlADMM accuracy against five baselines",
         "D2_dladmm_accuracy.ipynb",
-        minutes={"smoke": 0.2, "quick": 3.2, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
+        minutes={"smoke": 0.2, "quick": 4.0, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
         profiles={"quick": {"datasets": ["fashion-mnist"], "train_size": 10000, "test_size": 10000, "width": 1000,
-                            "iterations": 30},
+                            "iterations": 30, "evaluate_every": 5},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
     ),
     Entry(

@@ -1,28 +1,52 @@
 r"""ADMM without gradients (Taylor et al., ICML 2016), the "ADMM" baseline of the dlADMM paper.
 
-Rows are samples; biases are included for parity with dlADMM (``ã = [a, 1]``). With ``β = γ = rho``:
+Rows are samples; biases are included for parity with dlADMM (``ã = [a, 1]``). With ``β = rho`` and
+``γ = gamma`` (``γ = β = 1`` in the dlADMM paper):
 
 .. math::
     \min\ R(z_L; y) + \langle z_L, \lambda\rangle + \beta\|z_L - m_L\|^2
         + \sum_{l<L} \gamma\|a_l - \mathrm{relu}(z_l)\|^2 + \beta\|z_l - m_l\|^2,\quad m_l = ã_{l-1} W_l^T
 
-Every block is solved globally: ``W_l`` by least squares (pseudo-inverse, robust to dead units), ``a_l`` by a
-Cholesky solve with ``βW^TW + γI``, hidden ``z_l`` elementwise, ``z_L`` by FISTA; then the Bregman
-step ``λ <- λ + β (z_L - m_L)``, skipped during the first ``warmup`` iterations.
+Every block is solved globally, layer by layer in the order of Taylor et al.'s Algorithm 1: ``W_l`` by
+least squares, ``a_l`` by a Cholesky solve with ``βW^TW + γI``, hidden ``z_l`` elementwise (exact), and
+after the hidden layers ``W_L`` and ``z_L`` (FISTA); then the Bregman step ``λ <- λ + β (z_L - m_L)``,
+skipped during the first ``warmup`` iterations. The multiplier enters only the ``z_L`` problem (the
+term ``<z_L, λ>``), as in the paper, so once ``λ`` settles at ``-∇R(z_L)`` the loss no longer pulls
+``z_L`` away from ``m_L`` and the iterates freeze where they were when the multiplier started.
+
+There is no ``PAPER``/``OFFICIAL`` options preset: Taylor et al.'s code (gitlab.umiacs.umd.edu/tomg/admm_nets)
+is not available and the dlADMM authors did not publish their adaptation (spec §5, §6.11), so there is no
+published code behaviour to reproduce; the spec's choices are the constructor's defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import pandas as pd
 import torch
 
-from .dladmm import cross_entropy_sum, record_run, update_z_last, update_z_relu
+from ..models import cross_entropy_sum, mlp_logits
+from .dladmm import exact_a, update_z_last, update_z_relu
+from .solver import Problem, Split
+
+RIDGE = 1e-10  # relative to the Gram matrix's mean diagonal: far below float32 round-off of the fit
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
+
+
+def least_squares(inputs: torch.Tensor, target: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
+    """``W`` minimising ``||target - inputs W^T||^2``, by the normal equations in float64.
+
+    A ridge of ``ridge`` times the mean diagonal keeps the Gram matrix definite when columns are zero
+    (dead units, blank pixels): their weights come out 0, as with the pseudo-inverse. One N×n Gram
+    product and an n×n Cholesky factorisation, instead of the pseudo-inverse's SVD of the N×n matrix.
+    """
+    x = inputs.double()
+    gram = x.T @ x
+    gram.diagonal().add_(ridge * gram.diagonal().mean())
+    return torch.cholesky_solve(x.T @ target.double(), torch.linalg.cholesky(gram)).T.to(inputs.dtype)
 
 
 @dataclass
@@ -37,20 +61,31 @@ class TaylorState:
 
 
 class TaylorADMM:
-    """Taylor et al.'s ADMM for the ReLU MLP ``widths``; ``rho`` is β = γ (1 in the dlADMM paper)."""
+    """Taylor et al.'s ADMM for the ReLU MLP ``widths``: ``rho`` is β (1 in the dlADMM paper), ``gamma``
+    is γ (``None``: equal to β, as the dlADMM paper's single ρ implies).
 
-    def __init__(self, widths: list[int], *, rho: float = 1.0, warmup: int = 5, init_std: float = 0.1) -> None:
+    Implements the :class:`~beyond_backprop.optim.solver.Solver` contract; ``warmup`` steps run
+    without the multiplier update; weights start at N(0, init_std²) from the generator. The block
+    updates are public so that each can be checked against its own subproblem.
+    """
+
+    def __init__(self, widths: list[int], *, rho: float = 1.0, gamma: float | None = None, warmup: int = 5,
+                 init_std: float = 0.1) -> None:
         if len(widths) < 2:
             raise ValueError(f"invalid widths {widths!r}; expected at least two widths")
         if rho <= 0:
             raise ValueError(f"invalid rho {rho!r}; expected > 0")
+        if gamma is not None and gamma <= 0:
+            raise ValueError(f"invalid gamma {gamma!r}; expected > 0 or None (equal to rho)")
         if warmup < 0:
             raise ValueError(f"invalid warmup {warmup!r}; expected >= 0")
         self.widths, self.rho, self.warmup, self.init_std = list(widths), rho, warmup, init_std
+        self.gamma = rho if gamma is None else gamma
 
-    def init(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> TaylorState:
-        """W ~ N(0, std²); z, a by the forward pass; ``λ = 0``."""
-        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device)
+    def init(self, problem: Problem, generator: torch.Generator) -> TaylorState:
+        """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``."""
+        x = problem.x
+        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device, dtype=x.dtype)
                    for m, n in zip(self.widths[:-1], self.widths[1:])]
         z, a, h = [], [], x
         for w in weights:
@@ -59,58 +94,65 @@ class TaylorADMM:
             a.append(h)
         return TaylorState(weights, z, a[:-1], torch.zeros_like(z[-1]))
 
-    def step(self, state: TaylorState, x: torch.Tensor, y: torch.Tensor) -> TaylorState:
-        """One forward pass of exact block updates and the Bregman step."""
+    def step(self, state: TaylorState, problem: Problem) -> TaylorState:
+        """One pass of exact block updates (Algorithm 1: W, a, z per hidden layer; W_L, z_L) and the Bregman step."""
         s = replace(state, weights=list(state.weights), z=list(state.z), a=list(state.a))
-        beta, last, y1 = self.rho, len(s.weights) - 1, torch.nn.functional.one_hot(y, self.widths[-1]).float()
-        for l in range(last + 1):
-            inputs = _with_ones(x if l == 0 else s.a[l - 1])
-            s.weights[l] = (torch.linalg.pinv(inputs) @ s.z[l]).T
-            m = inputs @ s.weights[l].T
-            if l < last:
-                s.z[l] = update_z_relu(m, s.a[l])
-                w, b = s.weights[l + 1][:, :-1], s.weights[l + 1][:, -1]
-                system = beta * w.T @ w + beta * torch.eye(w.shape[1], device=x.device)
-                rhs = beta * (s.z[l + 1] - b) @ w + beta * torch.relu(s.z[l])
-                s.a[l] = torch.cholesky_solve(rhs.T, torch.linalg.cholesky(system)).T
-            else:
-                s.z[l] = update_z_last(s.z[l], m - s.lam / (2 * beta), y1, 2 * beta)
+        for l in range(len(s.weights) - 1):
+            self.update_weights(s, problem, l)
+            self.update_activations(s, l)
+            self.update_hidden_z(s, problem, l)
+        self.update_weights(s, problem, len(s.weights) - 1)
+        self.update_output_z(s, problem)
         s.k += 1
         if s.k > self.warmup:
-            s.lam = s.lam + beta * self.residual_matrix(s, x)
+            s.lam = s.lam + self.rho * self.residual_matrix(s, problem)
         return s
 
-    def residual_matrix(self, s: TaylorState, x: torch.Tensor) -> torch.Tensor:
-        """``z_L - ã_{L-1} W_L^T``."""
-        return s.z[-1] - _with_ones(x if len(s.weights) == 1 else s.a[-1]) @ s.weights[-1].T
+    @staticmethod
+    def _input(s: TaylorState, problem: Problem, l: int) -> torch.Tensor:
+        return _with_ones(problem.x if l == 0 else s.a[l - 1])
 
-    def objective(self, s: TaylorState, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The objective of the module docstring."""
-        r = self.residual_matrix(s, x)
-        y1 = torch.nn.functional.one_hot(y, self.widths[-1]).float()
-        value = cross_entropy_sum(s.z[-1], y1) + (s.z[-1] * s.lam).sum() + self.rho * r.square().sum()
+    def update_weights(self, s: TaylorState, problem: Problem, l: int) -> None:
+        """``W_l`` (bias last) by least squares of ``z_l`` on ``ã_{l-1}``, in place."""
+        s.weights[l] = least_squares(self._input(s, problem, l), s.z[l])
+
+    def update_activations(self, s: TaylorState, l: int) -> None:
+        """``a_l = argmin β||z_{l+1} - ã_l W_{l+1}^T||^2 + γ||a_l - relu(z_l)||^2``, in place."""
+        w, b = s.weights[l + 1][:, :-1], s.weights[l + 1][:, -1]
+        s.a[l] = exact_a(w, s.z[l + 1] - b, self.rho, torch.relu(s.z[l]), self.gamma)
+
+    def update_hidden_z(self, s: TaylorState, problem: Problem, l: int) -> None:
+        """``z_l = argmin γ||a_l - relu(z_l)||^2 + β||z_l - m_l||^2`` elementwise, in place."""
+        m = self._input(s, problem, l) @ s.weights[l].T
+        s.z[l] = update_z_relu(m, s.a[l], self.rho, self.gamma)
+
+    def update_output_z(self, s: TaylorState, problem: Problem) -> None:
+        """``z_L = argmin R(z_L; y) + <z_L, λ> + β||z_L - m_L||^2`` by FISTA from the current ``z_L``, in place."""
+        m = self._input(s, problem, len(s.weights) - 1) @ s.weights[-1].T
+        s.z[-1] = update_z_last(s.z[-1], m - s.lam / (2 * self.rho), problem.onehot, 2 * self.rho)
+
+    def residual_matrix(self, s: TaylorState, problem: Problem) -> torch.Tensor:
+        """``z_L - ã_{L-1} W_L^T``."""
+        return s.z[-1] - self._input(s, problem, len(s.weights) - 1) @ s.weights[-1].T
+
+    def lagrangian(self, s: TaylorState, problem: Problem) -> torch.Tensor:
+        """The objective of the module docstring, multiplier term included."""
+        r = self.residual_matrix(s, problem)
+        value = cross_entropy_sum(s.z[-1], problem.onehot) + (s.z[-1] * s.lam).sum() + self.rho * r.square().sum()
         for l in range(len(s.weights) - 1):
-            m = _with_ones(x if l == 0 else s.a[l - 1]) @ s.weights[l].T
-            value = value + self.rho * ((s.a[l] - torch.relu(s.z[l])).square().sum() + (s.z[l] - m).square().sum())
+            m = self._input(s, problem, l) @ s.weights[l].T
+            value = value + self.gamma * (s.a[l] - torch.relu(s.z[l])).square().sum() \
+                + self.rho * (s.z[l] - m).square().sum()
         return value
 
-    def run(self, state: TaylorState, x: torch.Tensor, y: torch.Tensor, iterations: int,
-            evaluate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[TaylorState, pd.DataFrame]:
-        """History with dlADMM's columns ``iteration, seconds, objective, residual, rho, <split>_accuracy``."""
-        def measure(s: TaylorState) -> dict[str, torch.Tensor | float]:
-            accuracies = {f"{name}_accuracy": (predict(s, sx).argmax(1) == sy).float().mean()
-                          for name, (sx, sy) in {"train": (x, y), **(evaluate or {})}.items()}
-            return {"objective": self.objective(s, x, y), "residual": self.residual_matrix(s, x).square().sum(),
-                    "rho": self.rho, **accuracies}
+    def metrics(self, state: TaylorState, problem: Problem) -> dict[str, torch.Tensor]:
+        """``lagrangian``, ``residual`` (squared Frobenius norm) and ``rho`` (β), as 0-d tensors."""
+        return {"lagrangian": self.lagrangian(state, problem),
+                "residual": self.residual_matrix(state, problem).square().sum(),
+                "rho": torch.tensor(float(self.rho), device=problem.device)}
 
-        return record_run(state, lambda s: self.step(s, x, y), measure, iterations, x.device)
-
-
-def predict(state: TaylorState, x: torch.Tensor) -> torch.Tensor:
-    """Logits of the plain network with the current weights."""
-    h = x
-    for l, w in enumerate(state.weights):
-        h = _with_ones(h) @ w.T
-        if l < len(state.weights) - 1:
-            h = torch.relu(h)
-    return h
+    @staticmethod
+    def logits(state: TaylorState, problem: Problem, split: Split) -> torch.Tensor:
+        """Logits of the plain network with the current weights on the scored rows of ``split``."""
+        out = mlp_logits([w[:, :-1] for w in state.weights], [w[:, -1] for w in state.weights], split.inputs)
+        return out if split.index is None else out[split.index]
