@@ -4,7 +4,7 @@ autograd, a fine grid), and exact block minimisation makes the multiplier-free o
 import pytest
 import torch
 
-from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares
+from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares, pseudo_inverse
 from beyond_backprop.optim.solver import Problem, Split, run_history
 
 
@@ -35,9 +35,12 @@ def test_least_squares_matches_the_pseudo_inverse_and_zeroes_dead_columns():
     reference = (torch.linalg.pinv(inputs) @ target).T
     w = least_squares(inputs, target)
     assert torch.allclose(w, reference, atol=1e-7)
-    assert torch.all(w[:, 3] == 0)
-    # float32 inputs: the fit is as good as float64's pseudo-inverse up to round-off
+    assert float(w[:, 3].abs().max()) < 1e-12
+    assert torch.allclose(pseudo_inverse(inputs), torch.linalg.pinv(inputs), atol=1e-9)
+    # float32 inputs: torch's float32 pseudo-inverse up to round-off, and as good a fit as float64's
     w32 = least_squares(inputs.float(), target.float())
+    assert torch.allclose(w32, (torch.linalg.pinv(inputs.float()) @ target.float()).T, atol=1e-5)
+    assert torch.allclose(pseudo_inverse(inputs.float()), torch.linalg.pinv(inputs.float()), atol=1e-6)
     best = (target - inputs @ reference.T).square().sum()
     assert float((target - inputs @ w32.double().T).square().sum()) <= float(best) * (1 + 1e-5)
 

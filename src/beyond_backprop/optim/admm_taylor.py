@@ -29,34 +29,49 @@ from ..models import cross_entropy_sum, mlp_logits
 from .dladmm import exact_a, update_z_last, update_z_relu
 from .solver import Problem, Split
 
-RIDGE = 1e-10  # relative to the Gram matrix's mean diagonal: far below float32 round-off of the fit
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
 
 
-def least_squares(inputs: torch.Tensor, target: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
-    """``W`` minimising ``||target - inputs W^T||^2``, by the normal equations in float64.
+def _pseudo_inverse_gram(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``pinv(x^T x)`` (float64 ``x``) from its eigendecomposition, with ``torch.linalg.pinv``'s default
+    cut-off for ``dtype`` (or the Gram matrix's float64 resolution, whichever is coarser)."""
+    size = max(x.shape)
+    cutoff = max((size * torch.finfo(dtype).eps) ** 2, size * torch.finfo(torch.float64).eps)
+    eigenvalues, vectors = torch.linalg.eigh(x.T @ x)
+    kept = eigenvalues > cutoff * eigenvalues[-1]
+    return (vectors * torch.where(kept, 1.0 / torch.where(kept, eigenvalues, 1.0), 0.0)) @ vectors.T
 
-    A ridge of ``ridge`` times the mean diagonal keeps the Gram matrix definite when columns are zero
-    (dead units, blank pixels): their weights come out 0, as with the pseudo-inverse. One N×n Gram
-    product and an n×n Cholesky factorisation, instead of the pseudo-inverse's SVD of the N×n matrix.
+
+def pseudo_inverse(inputs: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.pinv(inputs)`` (n×N) through the float64 n×n Gram matrix instead of an SVD of the N×n inputs.
+
+    Singular values at or below ``max(N, n) eps σ_max`` (eps of the inputs' dtype) count as zero, as
+    in ``torch.linalg.pinv``, so dead units (zero columns) get zero weight.
     """
     x = inputs.double()
-    gram = x.T @ x
-    gram.diagonal().add_(ridge * gram.diagonal().mean())
-    return torch.cholesky_solve(x.T @ target.double(), torch.linalg.cholesky(gram)).T.to(inputs.dtype)
+    return (_pseudo_inverse_gram(x, inputs.dtype) @ x.T).to(inputs.dtype)
+
+
+def least_squares(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``W = (pinv(inputs) target)^T``, the minimum-norm minimiser of ``||target - inputs W^T||^2``,
+    with :func:`pseudo_inverse`'s cut-off and without forming the N×n pseudo-inverse."""
+    x = inputs.double()
+    return (_pseudo_inverse_gram(x, inputs.dtype) @ (x.T @ target.double())).T.to(inputs.dtype)
 
 
 @dataclass
 class TaylorState:
-    """``weights[l]`` (n_l×(n_{l-1}+1), bias last), ``z[l]``, ``a[l]`` (l < L), multiplier ``lam``."""
+    """``weights[l]`` (n_l×(n_{l-1}+1), bias last), ``z[l]``, ``a[l]`` (l < L), multiplier ``lam``, and
+    ``input_pinv``, the pseudo-inverse of the training inputs with a ones column (fixed, so computed once)."""
 
     weights: list[torch.Tensor]
     z: list[torch.Tensor]
     a: list[torch.Tensor]
     lam: torch.Tensor
+    input_pinv: torch.Tensor
     k: int = 0
 
 
@@ -83,7 +98,7 @@ class TaylorADMM:
         self.gamma = rho if gamma is None else gamma
 
     def init(self, problem: Problem, generator: torch.Generator) -> TaylorState:
-        """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``."""
+        """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``; the inputs' pseudo-inverse."""
         x = problem.x
         weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device, dtype=x.dtype)
                    for m, n in zip(self.widths[:-1], self.widths[1:])]
@@ -92,7 +107,7 @@ class TaylorADMM:
             z.append(_with_ones(h) @ w.T)
             h = torch.relu(z[-1])
             a.append(h)
-        return TaylorState(weights, z, a[:-1], torch.zeros_like(z[-1]))
+        return TaylorState(weights, z, a[:-1], torch.zeros_like(z[-1]), pseudo_inverse(_with_ones(x)))
 
     def step(self, state: TaylorState, problem: Problem) -> TaylorState:
         """One pass of exact block updates (Algorithm 1: W, a, z per hidden layer; W_L, z_L) and the Bregman step."""
@@ -114,7 +129,7 @@ class TaylorADMM:
 
     def update_weights(self, s: TaylorState, problem: Problem, l: int) -> None:
         """``W_l`` (bias last) by least squares of ``z_l`` on ``ã_{l-1}``, in place."""
-        s.weights[l] = least_squares(self._input(s, problem, l), s.z[l])
+        s.weights[l] = (s.input_pinv @ s.z[0]).T if l == 0 else least_squares(self._input(s, problem, l), s.z[l])
 
     def update_activations(self, s: TaylorState, l: int) -> None:
         """``a_l = argmin β||z_{l+1} - ã_l W_{l+1}^T||^2 + γ||a_l - relu(z_l)||^2``, in place."""
