@@ -45,13 +45,13 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=10000)
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each (median reported)")
-    parser.add_argument("--data-dir", default="")
     args = parser.parse_args()
     try:
         device = runtime.resolve_device(args.device)
     except (ValueError, runtime.DeviceUnavailable) as error:
         parser.exit(2, f"error: {error}\n")
-    images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
+    # the data root is $BEYOND_BACKPROP_DATA or the project's default
+    images = data.load_images("fashion-mnist", train_limit=args.train_size, test_limit=1).to(device)
     x = images.x_train
     generator = torch.Generator(device=device).manual_seed(0)
     ones = torch.ones(x.shape[0], 1, device=device)
@@ -60,16 +60,19 @@ def main() -> None:
     target = torch.randn(x.shape[0], args.width, generator=generator, device=device)
     print(f"device {runtime.device_name(device)}; {x.shape[0]} samples; width {args.width}")
     for name, inputs in layers.items():
-        solves = {"pinv": lambda: (torch.linalg.pinv(inputs) @ target).T, "least_squares": lambda: least_squares(inputs, target)}
+        solves = {"pinv": lambda: (torch.linalg.pinv(inputs) @ target).T,
+                  "least_squares": lambda: least_squares(inputs, target)}
         seconds = alternate(solves, args.repeats, device)
         fits = {method: (target - inputs @ solve().T).double().square().sum() for method, solve in solves.items()}
         difference = float((fits["least_squares"] - fits["pinv"]).abs() / fits["pinv"])
-        print(f"{name} {tuple(inputs.shape)}: pinv {seconds['pinv']:.3f} s, least_squares {seconds['least_squares']:.3f} s, "
-              f"ratio {seconds['pinv'] / seconds['least_squares']:.1f}; fits differ by {difference:.1e} (relative)")
+        print(f"{name} {tuple(inputs.shape)}: pinv {seconds['pinv']:.3f} s, "
+              f"least_squares {seconds['least_squares']:.3f} s, ratio {seconds['pinv'] / seconds['least_squares']:.1f}; "
+              f"fits differ by {difference:.1e} (relative)")
     problem = Problem(Split(x, images.y_train))
     widths = [784, args.width, args.width, 10]
     solvers = {"pinv every layer": PinvEveryLayer(widths), "cached pinv + least_squares": TaylorADMM(widths)}
-    states = {name: solver.init(problem, torch.Generator(device=device).manual_seed(0)) for name, solver in solvers.items()}
+    states = {name: solver.init(problem, torch.Generator(device=device).manual_seed(0))
+              for name, solver in solvers.items()}
 
     def stepper(name: str):
         def step() -> None:
