@@ -35,31 +35,37 @@ def _with_ones(a: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
 
 
-def _pseudo_inverse_gram(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``pinv(x^T x)`` (float64 ``x``) from its eigendecomposition, with ``torch.linalg.pinv``'s default
-    cut-off for ``dtype`` (or the Gram matrix's float64 resolution, whichever is coarser)."""
-    size = max(x.shape)
+def _pseudo_inverse_gram(gram: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """``pinv(gram)`` of a float64 Gram matrix ``x^T x`` or ``x x^T`` from its eigendecomposition, with
+    ``torch.linalg.pinv``'s default cut-off for an ``x`` of largest side ``size`` and dtype ``dtype``
+    (or the Gram matrix's float64 resolution, whichever is coarser)."""
     cutoff = max((size * torch.finfo(dtype).eps) ** 2, size * torch.finfo(torch.float64).eps)
-    eigenvalues, vectors = torch.linalg.eigh(x.T @ x)
+    eigenvalues, vectors = torch.linalg.eigh(gram)
     kept = eigenvalues > cutoff * eigenvalues[-1]
     return (vectors * torch.where(kept, 1.0 / torch.where(kept, eigenvalues, 1.0), 0.0)) @ vectors.T
 
 
 def pseudo_inverse(inputs: torch.Tensor) -> torch.Tensor:
-    """``torch.linalg.pinv(inputs)`` (n×N) through the float64 n×n Gram matrix instead of an SVD of the N×n inputs.
+    """``torch.linalg.pinv(inputs)`` through the float64 Gram matrix of the smaller side instead of an SVD.
 
     Singular values at or below ``max(N, n) eps σ_max`` (eps of the inputs' dtype) count as zero, as
     in ``torch.linalg.pinv``, so dead units (zero columns) get zero weight.
     """
-    x = inputs.double()
-    return (_pseudo_inverse_gram(x, inputs.dtype) @ x.T).to(inputs.dtype)
+    x, size = inputs.double(), max(inputs.shape)
+    if x.shape[0] < x.shape[1]:
+        return (x.T @ _pseudo_inverse_gram(x @ x.T, size, inputs.dtype)).to(inputs.dtype)
+    return (_pseudo_inverse_gram(x.T @ x, size, inputs.dtype) @ x.T).to(inputs.dtype)
 
 
 def least_squares(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``W = (pinv(inputs) target)^T``, the minimum-norm minimiser of ``||target - inputs W^T||^2``,
     with :func:`pseudo_inverse`'s cut-off and without forming the N×n pseudo-inverse."""
-    x = inputs.double()
-    return (_pseudo_inverse_gram(x, inputs.dtype) @ (x.T @ target.double())).T.to(inputs.dtype)
+    x, t, size = inputs.double(), target.double(), max(inputs.shape)
+    if x.shape[0] < x.shape[1]:
+        solution = x.T @ (_pseudo_inverse_gram(x @ x.T, size, inputs.dtype) @ t)
+    else:
+        solution = _pseudo_inverse_gram(x.T @ x, size, inputs.dtype) @ (x.T @ t)
+    return solution.T.to(inputs.dtype)
 
 
 @dataclass
