@@ -4,7 +4,7 @@ autograd, a fine grid), and exact block minimisation makes the multiplier-free o
 import pytest
 import torch
 
-from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares
+from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares, pseudo_inverse
 from beyond_backprop.optim.solver import Problem, Split, run_history
 
 
@@ -27,19 +27,24 @@ def float64_problem(seed: int = 0) -> Problem:
     return Problem(Split(p.x.double(), p.y), {})
 
 
-def test_least_squares_matches_the_pseudo_inverse_and_zeroes_dead_columns():
+@pytest.mark.parametrize("rows", [200, 6])  # more rows than columns, and fewer
+def test_least_squares_matches_the_pseudo_inverse_and_zeroes_dead_columns(rows):
     g = torch.Generator().manual_seed(0)
-    inputs = torch.rand(200, 8, generator=g, dtype=torch.float64)
+    inputs = torch.rand(rows, 8, generator=g, dtype=torch.float64)
     inputs[:, 3] = 0.0  # a dead unit: the pseudo-inverse gives it zero weight
-    target = torch.randn(200, 5, generator=g, dtype=torch.float64)
+    target = torch.randn(rows, 5, generator=g, dtype=torch.float64)
     reference = (torch.linalg.pinv(inputs) @ target).T
     w = least_squares(inputs, target)
     assert torch.allclose(w, reference, atol=1e-7)
-    assert torch.all(w[:, 3] == 0)
-    # float32 inputs: the fit is as good as float64's pseudo-inverse up to round-off
+    assert float(w[:, 3].abs().max()) < 1e-12
+    assert torch.allclose(pseudo_inverse(inputs), torch.linalg.pinv(inputs), atol=1e-9)
+    # float32 inputs: torch's float32 pseudo-inverse up to round-off, and as good a fit as float64's
     w32 = least_squares(inputs.float(), target.float())
+    assert torch.allclose(w32, (torch.linalg.pinv(inputs.float()) @ target.float()).T, atol=1e-5)
+    assert torch.allclose(pseudo_inverse(inputs.float()), torch.linalg.pinv(inputs.float()), atol=1e-6)
     best = (target - inputs @ reference.T).square().sum()
-    assert float((target - inputs @ w32.double().T).square().sum()) <= float(best) * (1 + 1e-5)
+    excess = (target - inputs @ w32.double().T).square().sum() - best
+    assert float(excess) <= 1e-6 * float(target.square().sum())
 
 
 def test_weight_update_fits_as_well_as_the_float32_pseudo_inverse():
