@@ -11,6 +11,7 @@ import torch
 
 from beyond_backprop import models
 from beyond_backprop.optim.gradient import TorchOptimizer
+from beyond_backprop.optim.mdlam import MDLAM, OFFICIAL
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
 
 
@@ -109,6 +110,8 @@ SOLVERS = {
     "adam": gradient_solver,
     "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
                                                  lr=0.01, reduction="sum"),
+    "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
+    "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=OFFICIAL),
 }
 
 
