@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from beyond_backprop import models
+from beyond_backprop.optim import dladmm, mdlam
+from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.gradient import TorchOptimizer
-from beyond_backprop.optim.mdlam import MDLAM, OFFICIAL
+from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
 
 
@@ -110,8 +112,10 @@ SOLVERS = {
     "adam": gradient_solver,
     "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
                                                  lr=0.01, reduction="sum"),
+    "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
+    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
-    "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=OFFICIAL),
+    "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
 }
 
 

@@ -19,7 +19,7 @@ from ..claims import declared_for
 from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
 from ..fits import loglog_slope
-from ..optim.dladmm import DLADMM, forward
+from ..optim.dladmm import DLADMM
 from ..optim.gradient import TorchOptimizer
 from ..optim.mdlam import MDLAM, OFFICIAL, PAPER, MDLAMOptions
 from ..optim.solver import Problem, Split, run_history
@@ -175,38 +175,25 @@ def convergence_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     return found
 
 
-def _dladmm_history(task: NodeTask, *, iterations: int, width: int, evaluate_every: int, seed: int) -> pd.DataFrame:
-    """dlADMM at the Table-3 rho, test accuracy after every ``evaluate_every``-th iteration and the last."""
-    x, y, test = task.problem.x, task.problem.y, task.problem.evaluate["test"]
-    dladmm = DLADMM(task.widths(width), rho=DLADMM_RHO)
-    state = dladmm.init(x, y, torch.Generator(device=x.device).manual_seed(seed))
-    tested: dict[int, float] = {}
-
-    def evaluate(s) -> None:
-        if s.k % evaluate_every == 0 or s.k == iterations:
-            tested[s.k] = float((forward(s, test.inputs).argmax(dim=1) == test.labels).float().mean())
-
-    _, history = dladmm.run(state, x, y, iterations, on_iteration=evaluate)
-    history = history[history["iteration"].isin(tested)].drop(columns="objective")
-    return history.assign(test_accuracy=history["iteration"].map(tested))
-
-
 def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, evaluate_every: int = 5,
                         seed: int = 0) -> pd.DataFrame:
     """C2: test accuracy of mDLAM, dlADMM (Table-3 rho) and the gradient baselines after every
     ``evaluate_every``-th epoch and the last (the test pass costs as much as a large part of an mDLAM epoch).
 
     The baselines (:class:`~beyond_backprop.optim.gradient.TorchOptimizer`) use the Table-3 learning rates and
-    mean-reduced cross-entropy (spec §5.8), and start from N(0, 0.1²) drawn from a generator seeded with ``seed``.
+    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a generator seeded with
+    ``seed`` (dlADMM's on the task's device, as it draws there).
     """
-    frames = [run_mdlam(task, iterations=iterations, width=width, evaluate_every=evaluate_every, seed=seed)
-              .assign(method="mdlam"),
-              _dladmm_history(task, iterations=iterations, width=width, evaluate_every=evaluate_every, seed=seed)
-              .assign(method="dladmm")]
+    problem = task.problem
+    solvers = {"mdlam": (mdlam_solver(task, width=width), "cpu"),
+               "dladmm": (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
     for method, rates in LEARNING_RATES.items():
-        solver = TorchOptimizer(lambda problem: models.mlp(task.widths(width)), method, lr=rates[task.name])
-        state = solver.init(task.problem, torch.Generator().manual_seed(seed))
-        _, history = run_history(solver, state, task.problem, iterations, evaluate_every=evaluate_every)
+        build = lambda _: models.mlp(task.widths(width))  # noqa: E731
+        solvers[method] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
+    frames = []
+    for method, (solver, generator_device) in solvers.items():
+        state = solver.init(problem, torch.Generator(device=generator_device).manual_seed(seed))
+        _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
 
