@@ -8,13 +8,17 @@ paper's algorithm (Nesterov extrapolation with the monotone safeguard) unless to
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models
+from .. import data, models, plotting
 from ..claims import declared_for
 from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
@@ -88,6 +92,30 @@ def describe_tasks(tasks: dict[str, NodeTask], skipped: dict[str, str]) -> None:
         problem = task.problem
         print(f"{name}: {problem.x.shape[0]} train / {problem.evaluate['test'].inputs.shape[0]} test nodes, "
               f"d = {problem.x.shape[1]}, {problem.classes} classes")
+
+
+def run_on_tasks(experiment: Callable[..., pd.DataFrame], tasks: dict[str, NodeTask], out: Path,
+                 columns: list[str] | None = None, **options: Any) -> pd.DataFrame:
+    """``experiment(task, **options)`` on every task as one frame; its ``columns`` (all: None) saved as
+    ``out/metrics.csv``."""
+    runs = pd.concat([experiment(task, **options) for task in tasks.values()], ignore_index=True)
+    runs[columns or list(runs.columns)].to_csv(Path(out) / "metrics.csv", index=False)
+    return runs
+
+
+def curves(runs: pd.DataFrame, by: str, column: str, *, dashed: str, bold: str | None = None,
+           **axes_options: Any) -> tuple[plt.Figure, list[plt.Axes]]:
+    """One panel per dataset of ``runs``: ``column`` against the epoch, one line per value of ``by``
+    (``dashed``'s dashed, ``bold``'s thicker); ``axes_options`` go to every panel's ``set``."""
+    evaluated = runs.dropna(subset=[column])
+    names = list(dict.fromkeys(evaluated["dataset"]))
+    fig, axes = plotting.figure(ncols=len(names), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, run in evaluated[evaluated["dataset"] == name].groupby(by, sort=False):
+            ax.plot(run["iteration"], run[column], label=label, linestyle="--" if label == dashed else "-",
+                    linewidth=2.5 if label == bold else None)
+        ax.set(xlabel="epoch", title=name, **axes_options)
+    return fig, list(axes[0])
 
 
 def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measurement]:
