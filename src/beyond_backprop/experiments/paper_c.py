@@ -1,8 +1,10 @@
 """Paper C (mDLAM, Wang, Li, Zhao 2022): node classification with an MLP on graph-augmented features.
 
 Every experiment trains ``d → width → width → C`` on ``[P⁴H, …, H]`` of the Planetoid public split,
-training nodes only in the loss, and evaluates on the 1000 test nodes (spec §3.1). mDLAM runs the
-paper's algorithm (Nesterov extrapolation with the monotone safeguard) unless told otherwise.
+training nodes only in the loss, and evaluates on the 1000 test nodes (spec §3.1). Every method runs
+through the solver contract (:func:`~beyond_backprop.optim.solver.run_history`); mDLAM runs the paper's
+algorithm (:data:`~beyond_backprop.optim.mdlam.PAPER`: Nesterov extrapolation with the monotone safeguard)
+unless told otherwise.
 """
 
 from __future__ import annotations
