@@ -321,3 +321,22 @@ def test_baselines_start_from_the_documented_normal_of_the_seed():
     expected = torch.Generator().manual_seed(5)
     for parameter in state.model.parameters():
         assert torch.equal(parameter.detach(), 0.1 * torch.randn(parameter.shape, generator=expected))
+
+
+def test_run_on_tasks_concatenates_and_saves_the_chosen_columns(tmp_path):
+    tasks = {"cora": tiny_task(), "citeseer": paper_c.NodeTask("citeseer", tiny_task().problem)}
+    runs = paper_c.run_on_tasks(lambda task, k: pd.DataFrame({"dataset": [task.name], "k": [k], "x": [1.0]}), tasks,
+                                tmp_path, columns=["dataset", "k"], k=3)
+    assert list(runs["dataset"]) == ["cora", "citeseer"] and list(runs.columns) == ["dataset", "k", "x"]
+    assert list(pd.read_csv(tmp_path / "metrics.csv").columns) == ["dataset", "k"]
+
+
+def test_curves_draw_a_panel_per_dataset_and_a_line_per_group_without_missing_points():
+    runs = pd.DataFrame({"dataset": ["a"] * 4 + ["b"] * 2, "method": ["m", "m", "n", "n", "m", "m"],
+                         "iteration": [1, 2, 1, 2, 1, 2], "test_accuracy": [0.1, 0.2, None, 0.4, 0.5, 0.6]})
+    fig, axes = paper_c.curves(runs, "method", "test_accuracy", dashed="n", bold="m")
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    lines = {line.get_label(): line for line in axes[0].get_lines()}
+    assert list(lines["n"].get_xdata()) == [2] and lines["n"].get_linestyle() == "--"
+    assert lines["m"].get_linewidth() == 2.5
+    paper_c.plt.close(fig)
