@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from beyond_backprop import models
+from beyond_backprop.optim import dladmm, mdlam
 from beyond_backprop.optim.admm_taylor import TaylorADMM
-from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL
+from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.gradient import TorchOptimizer
+from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
 
 
@@ -112,10 +114,12 @@ SOLVERS = {
     "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
                                                  lr=0.01, reduction="sum"),
     "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
-    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], OFFICIAL, rho=1.0),
+    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
     # gamma/rho = 10, the ratio of Taylor et al.'s beta = 1, gamma = 10; at gamma = rho = 1 the forward pass
     # lags the ADMM variables and stays at 2/3 on these blobs after 30 steps
     "taylor admm": lambda p: TaylorADMM([p.x.shape[1], 16, p.classes], rho=0.1, gamma=1.0),
+    "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
+    "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
 }
 
 
