@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from beyond_backprop import models
+from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
 
@@ -109,6 +110,7 @@ SOLVERS = {
     "adam": gradient_solver,
     "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
                                                  lr=0.01, reduction="sum"),
+    "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
 }
 
 
