@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.nn.functional import one_hot
 
 from beyond_backprop.optim.dladmm import backtrack
 from beyond_backprop.optim.dladmm_gcn import DLADMMGCN, GCNOperators, training_rows
@@ -34,15 +35,15 @@ def graph_problem(adjacency: torch.Tensor, x: torch.Tensor, labels: torch.Tensor
     return Problem(Split(x, labels, train), {"test": Split(x, labels, test)}, adjacency.to_sparse_csr())
 
 
-def dense_operators(adjacency: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, train: torch.Tensor,
-                    test: torch.Tensor) -> GCNOperators:
+def dense_operators(adjacency: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, w1: torch.Tensor,
+                    train: torch.Tensor, test: torch.Tensor) -> GCNOperators:
     """The reference: Â_T = Â[T] dense, P = Â_T X, Â_{T,T}, Â_{T,not T} Z_1[not T] with Z_1's test rows 0."""
     hidden = torch.relu(adjacency @ x @ w1)
     hidden[test] = 0.0
     rows = torch.zeros(x.shape[0], dtype=torch.bool)
     rows[train] = True
     a_t = adjacency[train]
-    return GCNOperators(a_t @ x, a_t[:, train], a_t[:, ~rows] @ hidden[~rows])
+    return GCNOperators(a_t @ x, a_t[:, train], a_t[:, ~rows] @ hidden[~rows], one_hot(labels[train]).to(x.dtype))
 
 
 def test_training_rows_are_the_dense_rows():
@@ -59,8 +60,8 @@ def test_iterates_match_the_dense_construction():
     problem = graph_problem(adjacency, x, labels)
     solver = DLADMMGCN([12, 16, 3], rho=1e-2, rho_every=5)
     sparse = solver.init(problem, _gen(9))
-    reference = dense_operators(adjacency, x, sparse.w1, problem.train.index, problem.evaluate["test"].index)
-    for name in ("p", "a_tt", "fixed"):
+    reference = dense_operators(adjacency, x, labels, sparse.w1, problem.train.index, problem.evaluate["test"].index)
+    for name in ("p", "a_tt", "fixed", "targets"):
         torch.testing.assert_close(getattr(sparse.operators, name), getattr(reference, name), rtol=1e-14, atol=1e-15)
     dense = solver.init(problem, _gen(9))
     dense.operators, dense.z2 = reference, reference.mixed(dense.z1) @ dense.w2
@@ -69,6 +70,19 @@ def test_iterates_match_the_dense_construction():
     for name in ("w1", "w2", "z1", "z2", "u"):
         torch.testing.assert_close(getattr(sparse, name), getattr(dense, name), rtol=1e-12, atol=1e-13)
     assert sparse.t == dense.t and sparse.rho == dense.rho == pytest.approx(1.0)
+
+
+def test_sparse_features_give_the_dense_features_iterates():
+    adjacency, x, labels = dense_graph()
+    x = (x > 0.7).to(x.dtype)  # bag-of-words-like
+    dense, sparse = graph_problem(adjacency, x, labels), graph_problem(adjacency, x.to_sparse_csr(), labels)
+    solver = DLADMMGCN([12, 16, 3], rho=1e-2)
+    one, two = solver.init(dense, _gen(3)), solver.init(sparse, _gen(3))
+    for _ in range(5):
+        one, two = solver.step(one, dense), solver.step(two, sparse)
+    for name in ("w1", "w2", "z1", "z2", "u"):
+        torch.testing.assert_close(getattr(one, name), getattr(two, name), rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(solver.logits(one, dense, dense.train), solver.logits(two, sparse, sparse.train))
 
 
 def test_init_allocates_no_dense_node_by_node_matrix():

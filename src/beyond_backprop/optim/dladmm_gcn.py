@@ -65,22 +65,25 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: tupl
 class GCNOperators:
     """The constant operators of the training rows, computed once by :meth:`DLADMMGCN.init`.
 
-    ``p = Â_T X`` (n_T×F), ``a_tt = Â_{T,T}`` (dense n_T×n_T) and ``fixed = Â_{T,\\bar T} Z_1[\\bar T]``
-    (n_T×H, the contribution of the rows of ``Z_1`` that ADMM never updates).
+    ``p = Â_T X`` (dense n_T×F), ``a_tt = Â_{T,T}`` (dense n_T×n_T), ``fixed = Â_{T,\\bar T} Z_1[\\bar T]``
+    (n_T×H, the contribution of the rows of ``Z_1`` that ADMM never updates) and ``targets``, the
+    training labels one-hot (n_T×C).
     """
 
     p: torch.Tensor
     a_tt: torch.Tensor
     fixed: torch.Tensor
+    targets: torch.Tensor
 
     def mixed(self, z1: torch.Tensor) -> torch.Tensor:
         """``Â_T Z_1`` for training rows ``z1`` of ``Z_1``."""
         return self.a_tt @ z1 + self.fixed
 
 
-def gcn_operators(adjacency: torch.Tensor, features: torch.Tensor, index: torch.Tensor,
-                  hidden: torch.Tensor) -> GCNOperators:
-    """:class:`GCNOperators` for training nodes ``index`` from the sparse ``Â`` and the initial ``Z_1`` (N×H)."""
+def gcn_operators(adjacency: torch.Tensor, features: torch.Tensor, index: torch.Tensor, hidden: torch.Tensor,
+                  targets: torch.Tensor) -> GCNOperators:
+    """:class:`GCNOperators` for training nodes ``index`` from the sparse ``Â``, the features (dense or
+    sparse), the initial ``Z_1`` (N×H) and the one-hot training labels."""
     rows = training_rows(adjacency, index)
     n = adjacency.shape[0]
     position = torch.full((n,), -1, dtype=torch.long, device=features.device)
@@ -89,11 +92,12 @@ def gcn_operators(adjacency: torch.Tensor, features: torch.Tensor, index: torch.
     row_of = torch.repeat_interleave(torch.arange(len(index), device=features.device), crow[1:] - crow[:-1])
     column = position[rows.col_indices()]
     inside = column >= 0
-    a_tt = torch.zeros(len(index), len(index), dtype=features.dtype, device=features.device)
-    a_tt.index_put_((row_of[inside], column[inside]), rows.values()[inside].to(features.dtype), accumulate=True)
+    a_tt = torch.zeros(len(index), len(index), dtype=hidden.dtype, device=hidden.device)
+    a_tt.index_put_((row_of[inside], column[inside]), rows.values()[inside].to(hidden.dtype), accumulate=True)
     outside = hidden.clone()
     outside[index] = 0.0
-    return GCNOperators(rows @ features, a_tt, rows @ outside)
+    p = rows @ features
+    return GCNOperators(p if p.layout == torch.strided else p.to_dense(), a_tt, rows @ outside, targets)
 
 
 @dataclass
@@ -130,7 +134,7 @@ class DLADMMGCN:
         rho_every: epochs between ρ ← min(10ρ, rho_max) (code: 50). rho_max: the cap (code: 1).
 
     A graph problem carries ``adjacency`` (the normalised Â, sparse) and ``train.index`` (the training
-    nodes), and ``train.inputs`` holds every node's features. Without ``adjacency`` the graph has no
+    nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words). Without ``adjacency`` the graph has no
     edges (``Â = I``: a bias-free two-layer MLP), and without ``train.index`` every row is a training node.
     """
 
@@ -166,7 +170,8 @@ class DLADMMGCN:
         for split in problem.evaluate.values():
             if split.index is not None:
                 hidden[split.index] = 0.0
-        operators = gcn_operators(adjacency, features, index, hidden)
+        targets = torch.nn.functional.one_hot(problem.y, problem.classes).to(dtype)
+        operators = gcn_operators(adjacency, features, index, hidden, targets)
         z1 = hidden[index]
         z2 = operators.mixed(z1) @ w2
         return GCNState(w1, w2, z1, z2, torch.zeros_like(z2), self.rho0, operators)
@@ -204,7 +209,7 @@ class DLADMMGCN:
                                     self._start(s, "z1"), max_tries=MAX_TRIES)
 
     def _z2(self, s: GCNState, problem: Problem) -> None:
-        s.z2 = update_z_last(s.z2, s.operators.mixed(s.z1) @ s.w2 - s.u / s.rho, problem.onehot, s.rho,
+        s.z2 = update_z_last(s.z2, s.operators.mixed(s.z1) @ s.w2 - s.u / s.rho, s.operators.targets, s.rho,
                              max_iter=FISTA_STEPS)
 
     def step(self, state: GCNState, problem: Problem) -> GCNState:
@@ -225,8 +230,8 @@ class DLADMMGCN:
 
     def lagrangian(self, s: GCNState, problem: Problem) -> torch.Tensor:
         """``CE + phi_1 + phi_2 + mu (||W_1||^2 + ||W_2||^2)``."""
-        return (cross_entropy_sum(s.z2, problem.onehot) + self._phi1(s, s.w1, s.z1) + self._phi2(s, s.z1, s.w2)
-                + self.mu * (s.w1.square().sum() + s.w2.square().sum()))
+        return (cross_entropy_sum(s.z2, s.operators.targets) + self._phi1(s, s.w1, s.z1)
+                + self._phi2(s, s.z1, s.w2) + self.mu * (s.w1.square().sum() + s.w2.square().sum()))
 
     def metrics(self, state: GCNState, problem: Problem) -> dict[str, torch.Tensor]:
         """``lagrangian``, ``residual`` (``||r||^2``) and ``rho``."""
