@@ -9,7 +9,7 @@ import torch
 from torch.nn.functional import one_hot
 
 from beyond_backprop.optim.dladmm import backtrack
-from beyond_backprop.optim.dladmm_gcn import DLADMMGCN, GCNOperators, training_rows
+from beyond_backprop.optim.dladmm_gcn import DLADMMGCN, GCNOperators, training_rows, weight_decay
 from beyond_backprop.optim.solver import Problem, Split, run_history
 from beyond_backprop.runtime import PeakMemory
 
@@ -101,10 +101,11 @@ def test_init_allocates_no_dense_node_by_node_matrix():
     assert state.operators.a_tt.shape == (60, 60) and state.operators.p.shape == (60, 8)
 
 
-def test_block_gradients_are_autograd_gradients():
+@pytest.mark.parametrize("decay", ["squared", "code"])
+def test_block_gradients_are_autograd_gradients(decay):
     adjacency, x, labels = dense_graph()
     problem = graph_problem(adjacency, x, labels)
-    solver = DLADMMGCN([12, 16, 3], rho=0.3, mu=0.2)
+    solver = DLADMMGCN([12, 16, 3], rho=0.3, mu=0.2, decay=decay)
     state = solver.step(solver.init(problem, _gen(3)), problem)
     state.u = 0.1 * torch.randn(state.u.shape, generator=_gen(4), dtype=state.u.dtype)
     ops = state.operators
@@ -116,9 +117,12 @@ def test_block_gradients_are_autograd_gradients():
         r = state.z2 - (ops.a_tt @ z1 + ops.fixed) @ w2
         return (state.u * r).sum() + 0.5 * state.rho * r.square().sum()
 
+    def decay_term(w):  # mu ||W||^2, or the code's mu / 2 * torch.norm(w ** 2)
+        return solver.mu * w.square().sum() if decay == "squared" else solver.mu / 2 * torch.linalg.norm(w ** 2)
+
     blocks = {  # block: (its objective, the variable, solver's update)
-        "w1": (lambda v: phi1(v, state.z1) + solver.mu * v.square().sum(), state.w1, solver._w1),
-        "w2": (lambda v: phi2(state.z1, v) + solver.mu * v.square().sum(), state.w2, solver._w2),
+        "w1": (lambda v: phi1(v, state.z1) + decay_term(v), state.w1, solver._w1),
+        "w2": (lambda v: phi2(state.z1, v) + decay_term(v), state.w2, solver._w2),
         "z1": (lambda v: phi1(state.w1, v) + phi2(v, state.w2), state.z1, solver._z1),
     }
     for name, (objective, variable, update) in blocks.items():
@@ -156,6 +160,14 @@ def test_gcn_fits_its_training_nodes():
     assert list(history["rho"].iloc[[8, 9, 19]]) == pytest.approx([1e-2, 0.1, 1.0])
 
 
+def test_the_codes_decay_is_far_weaker_than_the_squared_norm_on_a_large_matrix():
+    w = 0.05 * torch.randn(100, 20, generator=_gen(12), dtype=torch.float64)
+    squared, _ = weight_decay(w, 1.0, "squared")
+    code, _ = weight_decay(w, 1.0, "code")
+    assert code == pytest.approx(0.5 * float(torch.linalg.norm(w ** 2)))
+    assert code < 0.05 * squared  # Gaussian entries: mu sum w^2 is about 2 sqrt(size / 3) = 52 times mu/2 sqrt(sum w^4)
+
+
 def test_logits_are_the_gcn_forward_pass():
     adjacency, x, labels = dense_graph()
     problem = graph_problem(adjacency, x, labels)
@@ -166,8 +178,8 @@ def test_logits_are_the_gcn_forward_pass():
     torch.testing.assert_close(solver.logits(state, problem, test), expected[test.index])
 
 
-@pytest.mark.parametrize("widths, kwargs", [([12, 16], {}), ([12, 16, 3], {"rho": 0.0}),
-                                            ([12, 16, 3], {"mu": -1.0}), ([12, 16, 3], {"rho_every": 0})])
+@pytest.mark.parametrize("widths, kwargs", [([12, 16], {}), ([12, 16, 3], {"rho": 0.0}), ([12, 16, 3], {"mu": -1.0}),
+                                            ([12, 16, 3], {"rho_every": 0}), ([12, 16, 3], {"decay": "l1"})])
 def test_invalid_arguments(widths, kwargs):
     with pytest.raises(ValueError, match="invalid"):
         DLADMMGCN(widths, **kwargs)

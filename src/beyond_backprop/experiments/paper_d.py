@@ -209,19 +209,20 @@ def gcn_problem(name: str, data_dir: str, device: torch.device) -> Problem:
 
 
 def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: int, iterations: int,
-                   rho: float = 1e-3, rho_every: int = 50, seed: int = 0) -> pd.DataFrame:
+                   rho: float = 1e-3, rho_every: int = 50, seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
     """dlADMM-GCN and the four gradient baselines (the same bias-free GCN, N(0, 0.1²) from a generator seeded
-    with ``seed``) on a Planetoid graph, each through :func:`run_history`; a ``method`` and a ``dataset``
-    column. Raises ``data.DataMissing``."""
+    with ``seed``) on a Planetoid graph, each through :func:`run_history` (a history row every
+    ``evaluate_every`` epochs and at the last); a ``method`` and a ``dataset`` column. dlADMM runs the official code's settings, its weight decay ``mu/2 ||W ⊙ W||_F`` included (the
+    per-dataset μ were set for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
-    solvers = {"dlADMM": DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every)}
+    solvers = {"dlADMM": DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every, decay="code")}
     for method, lr in GCN_BASELINES.items():
         solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
     frames = []
     for method, solver in solvers.items():
         state = solver.init(problem, torch.Generator(device=device).manual_seed(seed))
-        _, history = run_history(solver, state, problem, iterations)
+        _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
 
