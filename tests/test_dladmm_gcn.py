@@ -129,7 +129,7 @@ def test_block_gradients_are_autograd_gradients(decay):
         expected, t = backtrack(objective, variable, torch.func.grad(objective)(variable),
                                 solver._start(state, name), max_tries=32)
         moved = replace(state, t=dict(state.t))
-        update(moved, problem)
+        update(moved)
         torch.testing.assert_close(getattr(moved, name), expected, rtol=1e-10, atol=1e-12)
         assert moved.t[name] == t and objective(expected) <= objective(variable)
 

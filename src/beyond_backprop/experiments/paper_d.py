@@ -212,8 +212,9 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
                    rho: float = 1e-3, rho_every: int = 50, seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
     """dlADMM-GCN and the four gradient baselines (the same bias-free GCN, N(0, 0.1²) from a generator seeded
     with ``seed``) on a Planetoid graph, each through :func:`run_history` (a history row every
-    ``evaluate_every`` epochs and at the last); a ``method`` and a ``dataset`` column. dlADMM runs the official code's settings, its weight decay ``mu/2 ||W ⊙ W||_F`` included (the
-    per-dataset μ were set for it). Raises ``data.DataMissing``."""
+    ``evaluate_every`` epochs and at the last); a ``method`` and a ``dataset`` column. dlADMM runs the
+    official code's settings, its weight decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set
+    for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
     solvers = {"dlADMM": DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every, decay="code")}

@@ -67,8 +67,8 @@ def weight_decay(w: torch.Tensor, mu: float, decay: str) -> tuple[torch.Tensor, 
     ``mu/2 ||W ⊙ W||_F = mu/2 sqrt(sum W^4)`` (``code``: its ``mu / 2 * torch.norm(w ** 2)``)."""
     if decay == "squared":
         return mu * w.square().sum(), 2.0 * mu * w
-    size = w.square().square().sum().sqrt()
-    return 0.5 * mu * size, mu * w.pow(3) / size.clamp(min=torch.finfo(w.dtype).tiny)
+    norm = w.square().square().sum().sqrt()
+    return 0.5 * mu * norm, mu * w.pow(3) / norm.clamp(min=torch.finfo(w.dtype).tiny)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,12 +144,13 @@ class DLADMMGCN:
         rho_every: epochs between ρ ← min(10ρ, rho_max) (code: 50). rho_max: the cap (code: 1).
         decay: the W-subproblems' decay, ``squared`` (``mu ||W||^2``, as in the objective) or ``code``
             (the code's ``mu/2 ||W ⊙ W||_F``, about ``2 sqrt(size/3)`` times weaker for Gaussian-like
-            entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The ``lagrangian`` metric uses ``mu ||W||^2``
-            either way, as the code's logged objective does.
+            entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The
+            ``lagrangian`` metric uses ``mu ||W||^2`` either way, as the code's logged objective does.
 
     A graph problem carries ``adjacency`` (the normalised Â, sparse) and ``train.index`` (the training
-    nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words). Without ``adjacency`` the graph has no
-    edges (``Â = I``: a bias-free two-layer MLP), and without ``train.index`` every row is a training node.
+    nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words).
+    Without ``adjacency`` the graph has no edges (``Â = I``: a bias-free two-layer MLP), and without
+    ``train.index`` every row is a training node.
     """
 
     def __init__(self, widths: list[int], *, rho: float = 1e-3, mu: float = 0.0, rho_every: int = 50,
@@ -206,26 +207,26 @@ class DLADMMGCN:
     def _start(s: GCNState, block: str) -> float:
         return max(GCN_T0[block], s.t[block] / 2.0)
 
-    def _w1(self, s: GCNState, problem: Problem) -> None:
+    def _w1(self, s: GCNState) -> None:
         p = s.operators.p
         m = p @ s.w1
         grad = s.rho * p.T @ ((torch.relu(m) - s.z1) * (m > 0)) + weight_decay(s.w1, self.mu, self.decay)[1]
         s.w1, s.t["w1"] = backtrack(lambda v: self._phi1(s, v, s.z1) + weight_decay(v, self.mu, self.decay)[0],
                                     s.w1, grad, self._start(s, "w1"), max_tries=MAX_TRIES)
 
-    def _w2(self, s: GCNState, problem: Problem) -> None:
+    def _w2(self, s: GCNState) -> None:
         h = s.operators.mixed(s.z1)
         grad = -h.T @ (s.u + s.rho * (s.z2 - h @ s.w2)) + weight_decay(s.w2, self.mu, self.decay)[1]
         s.w2, s.t["w2"] = backtrack(lambda v: self._phi2(s, s.z1, v) + weight_decay(v, self.mu, self.decay)[0],
                                     s.w2, grad, self._start(s, "w2"), max_tries=MAX_TRIES)
 
-    def _z1(self, s: GCNState, problem: Problem) -> None:
+    def _z1(self, s: GCNState) -> None:
         r = s.z2 - s.operators.mixed(s.z1) @ s.w2
         grad = s.rho * (s.z1 - torch.relu(s.operators.p @ s.w1)) - s.operators.a_tt.T @ (s.u + s.rho * r) @ s.w2.T
         s.z1, s.t["z1"] = backtrack(lambda v: self._phi1(s, s.w1, v) + self._phi2(s, v, s.w2), s.z1, grad,
                                     self._start(s, "z1"), max_tries=MAX_TRIES)
 
-    def _z2(self, s: GCNState, problem: Problem) -> None:
+    def _z2(self, s: GCNState) -> None:
         s.z2 = update_z_last(s.z2, s.operators.mixed(s.z1) @ s.w2 - s.u / s.rho, s.operators.targets, s.rho,
                              max_iter=FISTA_STEPS)
 
@@ -233,7 +234,7 @@ class DLADMMGCN:
         """One backward and forward sweep, the dual step and the ρ schedule; returns a new state."""
         s = replace(state, t=dict(state.t))
         for update in (self._z2, self._w2, self._z1, self._w1, self._w1, self._z1, self._w2, self._z2):
-            update(s, problem)
+            update(s)
         s.u = s.u + s.rho * self.residual_matrix(s)
         s.k += 1
         if s.k % self.rho_every == 0:
@@ -245,14 +246,14 @@ class DLADMMGCN:
         """``r = Z_2 - Â_T Z_1 W_2``."""
         return s.z2 - s.operators.mixed(s.z1) @ s.w2
 
-    def lagrangian(self, s: GCNState, problem: Problem) -> torch.Tensor:
+    def lagrangian(self, s: GCNState) -> torch.Tensor:
         """``CE + phi_1 + phi_2 + mu (||W_1||^2 + ||W_2||^2)``."""
         return (cross_entropy_sum(s.z2, s.operators.targets) + self._phi1(s, s.w1, s.z1)
                 + self._phi2(s, s.z1, s.w2) + self.mu * (s.w1.square().sum() + s.w2.square().sum()))
 
     def metrics(self, state: GCNState, problem: Problem) -> dict[str, torch.Tensor]:
         """``lagrangian``, ``residual`` (``||r||^2``) and ``rho``."""
-        return {"lagrangian": self.lagrangian(state, problem),
+        return {"lagrangian": self.lagrangian(state),
                 "residual": self.residual_matrix(state).square().sum(),
                 "rho": torch.tensor(state.rho, dtype=state.z2.dtype, device=state.z2.device)}
 
