@@ -13,6 +13,7 @@ from beyond_backprop import models
 from beyond_backprop.optim import dladmm, mdlam
 from beyond_backprop.optim.admm_taylor import TaylorADMM
 from beyond_backprop.optim.dladmm import DLADMM
+from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
@@ -120,6 +121,7 @@ SOLVERS = {
     "taylor admm": lambda p: TaylorADMM([p.x.shape[1], 16, p.classes], rho=0.1, gamma=1.0),
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
     "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
+    "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
 }
 
 
@@ -153,6 +155,6 @@ def test_gradient_init_is_the_documented_normal_from_the_generator():
     problem = separable()
     solver = gradient_solver(problem)
     one, two = (solver.init(problem, torch.Generator().manual_seed(3)) for _ in range(2))
-    weights = torch.cat([p.flatten() for p in one.model.parameters()])
+    weights = torch.cat([p.detach().flatten() for p in one.model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(one.model.parameters(), two.model.parameters()))
     assert abs(float(weights.std()) - 0.1) < 0.02 and abs(float(weights.mean())) < 0.02

@@ -191,8 +191,7 @@ CATALOGUE: tuple[Entry, ...] = (
         "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",
         "D4_dladmm_gcn.ipynb",
         minutes={"smoke": 0.2, "quick": 1.5, "full": 3.0}, any_datasets=GRAPHS,
-        profiles={"quick": {"datasets": ["cora", "pubmed", "coauthor-cs", "coauthor-physics"], "hidden": 128,
-                            "iterations": 500, "rho_every": 50},
+        profiles={"quick": {"hidden": 128, "iterations": 500, "rho_every": 50, "evaluate_every": 5},
                   "full": {"hidden": 128, "iterations": 500, "rho_every": 50}},
     ),
     Entry(

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, fits, models, train
+from .. import data, fits, models
 from ..optim.admm_taylor import TaylorADMM
-from ..optim.dladmm import DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions
+from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
+from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
 from ..optim.solver import Problem, Solver, Split, run_history
+from .histories import final_accuracy
 from ..results import Measurement
 
 # KDD §5.1: learning rates of the full-batch baselines (GD on the summed loss, spec §6.10)
@@ -117,11 +119,6 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
     return pd.concat(frames, ignore_index=True)
 
 
-def final_accuracy(frame: pd.DataFrame, by: str, column: str = "test_accuracy") -> pd.Series:
-    """The last iteration's ``column`` per value of ``by``."""
-    return frame.sort_values("iteration").groupby(by, sort=False)[column].last()
-
-
 def rank_of(final: pd.Series, method: str) -> float:
     """1 + the number of methods whose value in ``final`` is strictly higher than ``method``'s."""
     return float((final > final[method]).sum() + 1)
@@ -206,25 +203,33 @@ def d3_claims(table: pd.DataFrame) -> dict[str, Measurement]:
     }
 
 
-def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: int, iterations: int,
-                   rho: float = 1e-3, rho_every: int = 50, seed: int = 0) -> pd.DataFrame:
-    """dlADMM-GCN and the four gradient baselines on a Planetoid graph; raises ``data.DataMissing``."""
+def gcn_problem(name: str, data_dir: str, device: torch.device) -> Problem:
+    """A Planetoid graph as a :class:`Problem`: every node's features (sparse CSR: bag-of-words, about 1%
+    nonzero), the public training and test nodes, and the normalised ``Â`` (sparse); raises ``data.DataMissing``."""
     graph = data.load_planetoid(name, data_dir)
     adjacency = models.sparse_tensor(data.normalized_adjacency(graph.adjacency), device)
-    features, labels = graph.features.to(device), graph.labels.to(device)
-    index = {"train": graph.idx_train.to(device), "test": graph.idx_test.to(device)}
-    widths = [features.shape[1], hidden, int(labels.max()) + 1]
-    solver = DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    state = solver.init(adjacency, features, labels, index["train"], index["test"], generator)
-    _, history = solver.run(state, adjacency, features, labels, index, iterations)
-    frames = [history.assign(method="dlADMM")]
+    features = models.sparse_tensor(graph.features.numpy(), device)
+    labels = graph.labels.to(device)
+    return Problem(Split(features, labels, graph.idx_train.to(device)),
+                   {"test": Split(features, labels, graph.idx_test.to(device))}, adjacency)
+
+
+def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: int, iterations: int,
+                   rho: float = 1e-3, rho_every: int = 50, seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
+    """dlADMM-GCN and the four gradient baselines (the same bias-free GCN, N(0, 0.1²) from a generator seeded
+    with ``seed``) on a Planetoid graph, each through :func:`run_history` (a history row every
+    ``evaluate_every`` epochs and at the last); a ``method`` and a ``dataset`` column. dlADMM runs the
+    official code's settings, its weight decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set
+    for it). Raises ``data.DataMissing``."""
+    problem = gcn_problem(name, data_dir, device)
+    widths = [problem.train.inputs.shape[1], hidden, problem.classes]
+    solvers = {"dlADMM": DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every, decay="code")}
     for method, lr in GCN_BASELINES.items():
-        torch.manual_seed(seed)
-        model = models.GCN(adjacency, widths, bias=False).to(device)
-        split = train.Split(features, labels, index["train"])
-        history = train.train_full_batch(model, method, lr, split, {"test": train.Split(features, labels, index["test"])},
-                                         iterations=iterations, progress=False)
+        solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
+    frames = []
+    for method, solver in solvers.items():
+        state = solver.init(problem, torch.Generator(device=device).manual_seed(seed))
+        _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
 
