@@ -16,14 +16,23 @@ One epoch::
 
 ``BT`` is one gradient step with backtracking (:func:`~.dladmm.backtrack`), started at the code's
 constant (W_1: 1, W_2: 1e-2, Z_1: 1e-3) or at half the last accepted value if that is larger, at most
-32 tries. Only ``Â``'s training rows enter the updates: :func:`gcn_operators` takes them from the
+32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter the updates: :func:`gcn_operators` takes them from the
 sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
 
 .. note::
     As in the code, ν ≡ ρ, and only the training rows of ``Z_1`` are variables: the other rows keep
     their initial forward values, and the rows of the evaluated splits (the code's test rows) are 0.
-    The code's ``torch.norm(x**2)`` in place of a squared norm is not reproduced (every objective here
-    uses ``||x||^2``), except in the W-subproblems' decay term with ``decay="code"``.
+    The journal's text is not available; :data:`PAPER` is the algorithm as the spec reconstructs it
+    and :data:`OFFICIAL` the published ``GCN/pytorch_version`` in full. They share ρ0 = 1e-3, the
+    schedule ×10 every 50 epochs capped at 1 and μ (per dataset), and differ in the switches of
+    :class:`GCNOptions`: ``decay="code"`` (the code's ``mu/2 ||W ⊙ W||_F``); ``faithful`` restarts
+    every backtracking search at the code's constant instead of half the last accepted value;
+    ``max_tries=33`` (the code's ``count > 32`` allows 33 tests); ``fista="code"`` with
+    ``fista_step=5``, ``fista_check_every=1`` (the code's Z_2 loop, :func:`update_z2_code`);
+    ``z2_init="forward"`` (Z_2 from the forward pass before the test rows of Z_1 are zeroed);
+    ``shared_init`` (the seed is reset before W_1 and before W_2). Not reproduced: the code's
+    ``torch.norm(x**2)`` in the logged objective (``lagrangian`` uses ``||x||^2``) and its ``+1e-10``
+    inside the logarithm (a stable log-softmax here).
 """
 
 from __future__ import annotations
@@ -39,9 +48,11 @@ from .dladmm import backtrack, update_z_last
 from .solver import Problem, Split
 
 DECAYS = ("squared", "code")
+FISTA_LOOPS = ("project", "code")
+Z2_INITS = ("constraint", "forward")
 GCN_T0 = {"w1": 1.0, "w2": 1e-2, "z1": 1e-3}  # the code's initial backtracking constants
-MAX_TRIES = 32  # the code's cap on backtracking tries; after it the old value is kept
 FISTA_STEPS = 50  # the code's cap on the Z_2 FISTA iterations
+FISTA_TOLERANCE = 1e-3  # the code's stopping tolerance of the Z_2 FISTA
 
 
 def training_rows(adjacency: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -69,6 +80,91 @@ def weight_decay(w: torch.Tensor, mu: float, decay: str) -> tuple[torch.Tensor, 
         return mu * w.square().sum(), 2.0 * mu * w
     norm = w.square().square().sum().sqrt()
     return 0.5 * mu * norm, mu * w.pow(3) / norm.clamp(min=torch.finfo(w.dtype).tiny)
+
+
+def update_z2_code(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 5.0,
+                   check_every: int = 1, tol: float = FISTA_TOLERANCE, max_iter: int = FISTA_STEPS) -> torch.Tensor:
+    """The code's ``update_z2``: FISTA for ``min_z CE(z; y) + rho/2 ||z - target||^2`` from ``z``.
+
+    The iteration is :func:`~.dladmm.update_z_last`'s, but the stopping test is made before a step, on
+    the momentum point ``z`` (every ``check_every`` steps; the code: every step), with the code's
+    ``rho/2 torch.norm((z - target) ** 2)`` (``rho/2 sqrt(sum r^4)``) as the quadratic term, and the
+    momentum point is returned.
+    """
+    def objective(v: torch.Tensor) -> torch.Tensor:
+        return cross_entropy_sum(v, y) + 0.5 * rho * (v - target).square().square().sum().sqrt()
+
+    zeta, lam, f_old = z, 1.0, math.inf
+    for i in range(max_iter):
+        if i % check_every == 0:
+            f_new = float(objective(z))
+            if abs(f_new - f_old) < tol:
+                break
+            f_old = f_new
+        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        gamma, lam, zeta_prev = (1.0 - lam) / lam_next, lam_next, zeta
+        zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
+        z = (1.0 - gamma) * zeta + gamma * zeta_prev
+    return z
+
+
+@dataclass(frozen=True)
+class GCNOptions:
+    """Every switch of dlADMM-GCN (see the module docstring); :data:`PAPER` and :data:`OFFICIAL` are the presets.
+
+    Args:
+        rho: initial penalty ρ (code: 1e-3); ν ≡ ρ.
+        mu: weight decay μ (code: 0 on Cora and PubMed, 100 on Citeseer, 10 on Coauthor).
+        rho_every: epochs between ρ ← min(10ρ, rho_max) (code: 50). rho_max: the cap (code: 1).
+        decay: the W-subproblems' decay, ``squared`` (``mu ||W||^2``, as in the objective) or ``code``
+            (the code's ``mu/2 ||W ⊙ W||_F``, about ``2 sqrt(size/3)`` times weaker for Gaussian-like
+            entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The
+            ``lagrangian`` metric uses ``mu ||W||^2`` either way.
+        faithful: start every backtracking search at :data:`GCN_T0` (code) instead of the larger of it
+            and half the last accepted value.
+        max_tries: backtracking tests before the old value is kept (code: 33).
+        fista: the Z_2 loop, ``project`` (:func:`~.dladmm.update_z_last`: tests and returns the prox
+            point) or ``code`` (:func:`update_z2_code`).
+        fista_step: the Z_2 FISTA step (2 = 1/H for the cross-entropy; code: 5).
+        fista_check_every: steps between the Z_2 FISTA's stopping tests (code: 1).
+        z2_init: ``constraint`` (``Â_T Z_1 W_2`` with the Z_1 that ADMM holds: zero residual) or
+            ``forward`` (the code's forward pass, taken before the evaluated rows of Z_1 are zeroed).
+        shared_init: draw W_1 and W_2 from the generator's state at ``init`` (the code resets the seed
+            before each) instead of one after the other.
+    """
+
+    rho: float = 1e-3
+    mu: float = 0.0
+    rho_every: int = 50
+    rho_max: float = 1.0
+    decay: str = "squared"
+    faithful: bool = False
+    max_tries: int = 32
+    fista: str = "project"
+    fista_step: float = 2.0
+    fista_check_every: int = 5
+    z2_init: str = "constraint"
+    shared_init: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("rho", "rho_max", "fista_step"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"invalid {name} {getattr(self, name)!r}; expected > 0")
+        if self.mu < 0:
+            raise ValueError(f"invalid mu {self.mu!r}; expected >= 0")
+        for name in ("rho_every", "max_tries", "fista_check_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"invalid {name} {getattr(self, name)!r}; expected >= 1")
+        for name, allowed in (("decay", DECAYS), ("fista", FISTA_LOOPS), ("z2_init", Z2_INITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"invalid {name} {getattr(self, name)!r}; expected one of {allowed}")
+
+
+# the journal's algorithm as the spec reconstructs it (§1.2, §2.5): the code's schedule, the squared decay
+PAPER = GCNOptions()
+# the published GCN/pytorch_version in full (spec §2.5, §4)
+OFFICIAL = GCNOptions(decay="code", faithful=True, max_tries=33, fista="code", fista_step=5.0, fista_check_every=1,
+                      z2_init="forward", shared_init=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,14 +234,8 @@ def propagation(problem: Problem) -> torch.Tensor:
 class DLADMMGCN:
     """dlADMM for the two-layer GCN ``widths = [features, hidden, classes]`` (see the module docstring).
 
-    Args:
-        rho: initial penalty ρ (code: 1e-3); ν ≡ ρ.
-        mu: weight decay μ (code: 0 on Cora and PubMed, 100 on Citeseer, 10 on Coauthor).
-        rho_every: epochs between ρ ← min(10ρ, rho_max) (code: 50). rho_max: the cap (code: 1).
-        decay: the W-subproblems' decay, ``squared`` (``mu ||W||^2``, as in the objective) or ``code``
-            (the code's ``mu/2 ||W ⊙ W||_F``, about ``2 sqrt(size/3)`` times weaker for Gaussian-like
-            entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The
-            ``lagrangian`` metric uses ``mu ||W||^2`` either way, as the code's logged objective does.
+    ``DLADMMGCN(widths)`` runs :data:`PAPER`; ``DLADMMGCN(widths, OFFICIAL, mu=100.0)`` the published
+    code with Citeseer's μ; keyword overrides replace single switches of :class:`GCNOptions`.
 
     A graph problem carries ``adjacency`` (the normalised Â, sparse) and ``train.index`` (the training
     nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words).
@@ -153,20 +243,10 @@ class DLADMMGCN:
     ``train.index`` every row is a training node.
     """
 
-    def __init__(self, widths: list[int], *, rho: float = 1e-3, mu: float = 0.0, rho_every: int = 50,
-                 rho_max: float = 1.0, decay: str = "squared") -> None:
+    def __init__(self, widths: list[int], options: GCNOptions = PAPER, **overrides) -> None:
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; a two-layer GCN takes [in, hidden, classes]")
-        if rho <= 0:
-            raise ValueError(f"invalid rho {rho!r}; expected > 0")
-        if mu < 0:
-            raise ValueError(f"invalid mu {mu!r}; expected >= 0")
-        if decay not in DECAYS:
-            raise ValueError(f"invalid decay {decay!r}; expected one of {DECAYS}")
-        if rho_every < 1:
-            raise ValueError(f"invalid rho_every {rho_every!r}; expected >= 1")
-        self.widths, self.rho0, self.mu, self.rho_every, self.rho_max = list(widths), rho, mu, rho_every, rho_max
-        self.decay = decay
+        self.widths, self.options = list(widths), replace(options, **overrides)
 
     def _check(self, problem: Problem) -> None:
         features = problem.train.inputs.shape[1]
@@ -174,25 +254,29 @@ class DLADMMGCN:
             raise ValueError(f"invalid widths {self.widths!r} for {features} features and {problem.classes} classes")
 
     def init(self, problem: Problem, generator: torch.Generator) -> GCNState:
-        """Glorot W; ``Z_1 = relu(Â X W_1)`` with the evaluated splits' rows 0; ``Z_2 = Â_T Z_1 W_2``; ``u = 0``."""
+        """Glorot W; ``Z_1 = relu(Â X W_1)`` with the evaluated splits' rows 0; ``Z_2`` per ``z2_init``; ``u = 0``."""
         self._check(problem)
         features, dev, dtype = problem.train.inputs, problem.device, problem.train.inputs.dtype
         adjacency, index = propagation(problem), problem.train.index
         if index is None:
             index = torch.arange(features.shape[0], device=dev)
+        opts, start = self.options, generator.get_state()
         w1, w2 = (torch.empty(m, n, dtype=dtype, device=dev) for m, n in zip(self.widths[:-1], self.widths[1:]))
         for w in (w1, w2):
+            if opts.shared_init:
+                generator.set_state(start)
             bound = math.sqrt(6.0 / sum(w.shape))
             w.copy_(torch.rand(w.shape, generator=generator, dtype=dtype, device=dev) * 2 * bound - bound)
         hidden = torch.relu(adjacency @ (features @ w1))
+        forward = (adjacency @ hidden)[index] @ w2 if opts.z2_init == "forward" else None
         for split in problem.evaluate.values():
             if split.index is not None:
                 hidden[split.index] = 0.0
         targets = torch.nn.functional.one_hot(problem.y, problem.classes).to(dtype)
         operators = gcn_operators(adjacency, features, index, hidden, targets)
         z1 = hidden[index]
-        z2 = operators.mixed(z1) @ w2
-        return GCNState(w1, w2, z1, z2, torch.zeros_like(z2), self.rho0, operators)
+        z2 = operators.mixed(z1) @ w2 if forward is None else forward
+        return GCNState(w1, w2, z1, z2, torch.zeros_like(z2), opts.rho, operators)
 
     @staticmethod
     def _phi1(s: GCNState, w1: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
@@ -203,32 +287,37 @@ class DLADMMGCN:
         r = s.z2 - s.operators.mixed(z1) @ w2
         return (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
 
-    @staticmethod
-    def _start(s: GCNState, block: str) -> float:
-        return max(GCN_T0[block], s.t[block] / 2.0)
+    def _start(self, s: GCNState, block: str) -> float:
+        return GCN_T0[block] if self.options.faithful else max(GCN_T0[block], s.t[block] / 2.0)
+
+    def _decay(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return weight_decay(w, self.options.mu, self.options.decay)
 
     def _w1(self, s: GCNState) -> None:
         p = s.operators.p
         m = p @ s.w1
-        grad = s.rho * p.T @ ((torch.relu(m) - s.z1) * (m > 0)) + weight_decay(s.w1, self.mu, self.decay)[1]
-        s.w1, s.t["w1"] = backtrack(lambda v: self._phi1(s, v, s.z1) + weight_decay(v, self.mu, self.decay)[0],
-                                    s.w1, grad, self._start(s, "w1"), max_tries=MAX_TRIES)
+        grad = s.rho * p.T @ ((torch.relu(m) - s.z1) * (m > 0)) + self._decay(s.w1)[1]
+        s.w1, s.t["w1"] = backtrack(lambda v: self._phi1(s, v, s.z1) + self._decay(v)[0], s.w1, grad,
+                                    self._start(s, "w1"), max_tries=self.options.max_tries)
 
     def _w2(self, s: GCNState) -> None:
         h = s.operators.mixed(s.z1)
-        grad = -h.T @ (s.u + s.rho * (s.z2 - h @ s.w2)) + weight_decay(s.w2, self.mu, self.decay)[1]
-        s.w2, s.t["w2"] = backtrack(lambda v: self._phi2(s, s.z1, v) + weight_decay(v, self.mu, self.decay)[0],
-                                    s.w2, grad, self._start(s, "w2"), max_tries=MAX_TRIES)
+        grad = -h.T @ (s.u + s.rho * (s.z2 - h @ s.w2)) + self._decay(s.w2)[1]
+        s.w2, s.t["w2"] = backtrack(lambda v: self._phi2(s, s.z1, v) + self._decay(v)[0], s.w2, grad,
+                                    self._start(s, "w2"), max_tries=self.options.max_tries)
 
     def _z1(self, s: GCNState) -> None:
         r = s.z2 - s.operators.mixed(s.z1) @ s.w2
         grad = s.rho * (s.z1 - torch.relu(s.operators.p @ s.w1)) - s.operators.a_tt.T @ (s.u + s.rho * r) @ s.w2.T
         s.z1, s.t["z1"] = backtrack(lambda v: self._phi1(s, s.w1, v) + self._phi2(s, v, s.w2), s.z1, grad,
-                                    self._start(s, "z1"), max_tries=MAX_TRIES)
+                                    self._start(s, "z1"), max_tries=self.options.max_tries)
 
     def _z2(self, s: GCNState) -> None:
-        s.z2 = update_z_last(s.z2, s.operators.mixed(s.z1) @ s.w2 - s.u / s.rho, s.operators.targets, s.rho,
-                             max_iter=FISTA_STEPS)
+        opts = self.options
+        solve = update_z2_code if opts.fista == "code" else update_z_last
+        s.z2 = solve(s.z2, s.operators.mixed(s.z1) @ s.w2 - s.u / s.rho, s.operators.targets, s.rho,
+                     step=opts.fista_step, check_every=opts.fista_check_every, tol=FISTA_TOLERANCE,
+                     max_iter=FISTA_STEPS)
 
     def step(self, state: GCNState, problem: Problem) -> GCNState:
         """One backward and forward sweep, the dual step and the ρ schedule; returns a new state."""
@@ -237,8 +326,8 @@ class DLADMMGCN:
             update(s)
         s.u = s.u + s.rho * self.residual_matrix(s)
         s.k += 1
-        if s.k % self.rho_every == 0:
-            s.rho = min(10.0 * s.rho, self.rho_max)
+        if s.k % self.options.rho_every == 0:
+            s.rho = min(10.0 * s.rho, self.options.rho_max)
         return s
 
     @staticmethod
@@ -249,7 +338,7 @@ class DLADMMGCN:
     def lagrangian(self, s: GCNState) -> torch.Tensor:
         """``CE + phi_1 + phi_2 + mu (||W_1||^2 + ||W_2||^2)``."""
         return (cross_entropy_sum(s.z2, s.operators.targets) + self._phi1(s, s.w1, s.z1)
-                + self._phi2(s, s.z1, s.w2) + self.mu * (s.w1.square().sum() + s.w2.square().sum()))
+                + self._phi2(s, s.z1, s.w2) + self.options.mu * (s.w1.square().sum() + s.w2.square().sum()))
 
     def metrics(self, state: GCNState, problem: Problem) -> dict[str, torch.Tensor]:
         """``lagrangian``, ``residual`` (``||r||^2``) and ``rho``."""
