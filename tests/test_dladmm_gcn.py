@@ -1,15 +1,21 @@
-"""dlADMM-GCN: sparse operators against the dense construction, gradients against autograd, memory, the contract."""
+"""dlADMM-GCN: sparse operators against the dense construction, gradients against autograd, memory, the contract,
+the presets against a transcription of the official code."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 from torch.nn.functional import one_hot
 
-from beyond_backprop.optim.dladmm import backtrack
-from beyond_backprop.optim.dladmm_gcn import DLADMMGCN, GCNOperators, training_rows, weight_decay
+from beyond_backprop.optim import dladmm_gcn
+from beyond_backprop.optim.dladmm import backtrack, update_z_last
+from beyond_backprop.optim.dladmm_gcn import (
+    GCN_T0, OFFICIAL, PAPER, DLADMMGCN, GCNOperators, GCNOptions, training_rows, update_z2_code, weight_decay,
+)
 from beyond_backprop.optim.solver import Problem, Split, run_history
 from beyond_backprop.runtime import PeakMemory
 
@@ -118,7 +124,8 @@ def test_block_gradients_are_autograd_gradients(decay):
         return (state.u * r).sum() + 0.5 * state.rho * r.square().sum()
 
     def decay_term(w):  # mu ||W||^2, or the code's mu / 2 * torch.norm(w ** 2)
-        return solver.mu * w.square().sum() if decay == "squared" else solver.mu / 2 * torch.linalg.norm(w ** 2)
+        mu = solver.options.mu
+        return mu * w.square().sum() if decay == "squared" else mu / 2 * torch.linalg.norm(w ** 2)
 
     blocks = {  # block: (its objective, the variable, solver's update)
         "w1": (lambda v: phi1(v, state.z1) + decay_term(v), state.w1, solver._w1),
@@ -127,7 +134,7 @@ def test_block_gradients_are_autograd_gradients(decay):
     }
     for name, (objective, variable, update) in blocks.items():
         expected, t = backtrack(objective, variable, torch.func.grad(objective)(variable),
-                                solver._start(state, name), max_tries=32)
+                                solver._start(state, name), max_tries=solver.options.max_tries)
         moved = replace(state, t=dict(state.t))
         update(moved)
         torch.testing.assert_close(getattr(moved, name), expected, rtol=1e-10, atol=1e-12)
@@ -179,7 +186,9 @@ def test_logits_are_the_gcn_forward_pass():
 
 
 @pytest.mark.parametrize("widths, kwargs", [([12, 16], {}), ([12, 16, 3], {"rho": 0.0}), ([12, 16, 3], {"mu": -1.0}),
-                                            ([12, 16, 3], {"rho_every": 0}), ([12, 16, 3], {"decay": "l1"})])
+                                            ([12, 16, 3], {"rho_every": 0}), ([12, 16, 3], {"decay": "l1"}),
+                                            ([12, 16, 3], {"fista": "lbfgs"}), ([12, 16, 3], {"max_tries": 0}),
+                                            ([12, 16, 3], {"z2_init": "zeros"}), ([12, 16, 3], {"fista_step": 0.0})])
 def test_invalid_arguments(widths, kwargs):
     with pytest.raises(ValueError, match="invalid"):
         DLADMMGCN(widths, **kwargs)
@@ -189,3 +198,222 @@ def test_widths_must_fit_the_problem():
     adjacency, x, labels = dense_graph()
     with pytest.raises(ValueError, match="invalid widths .* 12 features and 3 classes"):
         DLADMMGCN([10, 16, 3]).init(graph_problem(adjacency, x, labels), _gen())
+
+
+# --- the presets ---------------------------------------------------------------------------------------------
+
+
+def test_presets_differ_in_exactly_the_official_code_switches():
+    differing = {f.name for f in dataclasses.fields(GCNOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
+    assert differing == {"decay", "faithful", "max_tries", "fista", "fista_step", "fista_check_every", "z2_init",
+                         "shared_init"}
+    assert (OFFICIAL.decay, OFFICIAL.faithful, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
+            OFFICIAL.fista_check_every, OFFICIAL.z2_init, OFFICIAL.shared_init) == (
+        "code", True, 33, "code", 5.0, 1, "forward", True)
+    assert (PAPER.rho, PAPER.rho_every, PAPER.rho_max, PAPER.mu) == (OFFICIAL.rho, OFFICIAL.rho_every,
+                                                                     OFFICIAL.rho_max, OFFICIAL.mu) == (1e-3, 50, 1.0, 0.0)
+    assert DLADMMGCN([12, 16, 3], OFFICIAL, mu=100.0).options == replace(OFFICIAL, mu=100.0)
+    assert DLADMMGCN([12, 16, 3]).options == PAPER
+
+
+def _recorded_backtracking(monkeypatch, solver, problem, steps):
+    """``(start t, max_tries, accepted t)`` of every backtracking call over ``steps`` steps."""
+    calls = []
+
+    def recording(objective, x, grad, t, *, max_tries):
+        out, accepted = backtrack(objective, x, grad, t, max_tries=max_tries)
+        calls.append((t, max_tries, accepted))
+        return out, accepted
+
+    monkeypatch.setattr(dladmm_gcn, "backtrack", recording)
+    state = solver.init(problem, _gen(9))
+    for _ in range(steps):
+        state = solver.step(state, problem)
+    return calls
+
+
+BACKTRACKED = ["w2", "z1", "w1", "w1", "z1", "w2"]  # the blocks of one step that backtrack, in order
+
+
+def test_faithful_backtracking_always_starts_at_the_codes_constant(monkeypatch):
+    problem = graph_problem(*dense_graph())
+    for faithful in (False, True):
+        calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], rho=1e-2, faithful=faithful), problem, 4)
+        blocks = BACKTRACKED * 4
+        assert len(calls) == len(blocks) and {tries for _, tries, _ in calls} == {32}
+        constants = [GCN_T0[block] for block in blocks]
+        starts = [t for t, _, _ in calls]
+        if faithful:
+            assert starts == constants
+            continue
+        last, expected = dict(GCN_T0), []  # the larger of the constant and half the last accepted value
+        for block, (_, _, accepted) in zip(blocks, calls):
+            expected.append(max(GCN_T0[block], last[block] / 2.0))
+            last[block] = accepted
+        assert starts == expected and starts != constants
+
+
+def test_max_tries_is_passed_to_every_backtracking_search(monkeypatch):
+    problem = graph_problem(*dense_graph())
+    calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], OFFICIAL), problem, 2)
+    assert len(calls) == 2 * len(BACKTRACKED) and {tries for _, tries, _ in calls} == {33}
+
+
+def code_update_z2(adj_train, z1, z2_old, w2, y2, rho, label_onehot, mask):
+    """``common.update_z2`` of the official GCN code, transcribed with dense tensors."""
+    fz2, lamda, eta, tolerance = 10e10, 1, 5, 1e-3
+    zeta = z2_old[mask]
+    temp = adj_train @ (z1 @ w2)
+    z2 = z2_old.clone()
+    for _ in range(50):
+        fz2_old = fz2
+        prob = torch.softmax(z2[mask, :], dim=1)
+        loss = -torch.einsum("ij, ij->", label_onehot, torch.log(prob + 1e-10))
+        fz2 = loss + rho / 2 * torch.norm((z2[mask] - temp + y2[mask] / rho) ** 2)
+        if abs(fz2 - fz2_old) < tolerance:
+            break
+        lamda_old = lamda
+        lamda = (1 + math.sqrt(1 + 4 * lamda * lamda)) / 2
+        gamma = (1 - lamda_old) / lamda
+        gradient2 = prob - label_onehot
+        zeta_old = zeta
+        zeta = (-y2[mask] + rho * temp + z2[mask] / eta - gradient2) / (rho + 1 / eta)
+        z2[mask, :] = (1 - gamma) * zeta + gamma * zeta_old
+    return z2
+
+
+def _backtracked(phi, old, gradient, t):
+    """The code's backtracking: t doubled while ``phi(beta) > phi(old) + <g + t/2 d, d>``; after 33 tests the old."""
+    loss, count = phi(old), 0
+    beta = old - gradient / t
+    while phi(beta) > loss + ((gradient + t / 2 * (beta - old)) * (beta - old)).sum():
+        t, count = 2 * t, count + 1
+        beta = old - gradient / t
+        if count > 32:
+            return old
+    return beta
+
+
+def code_gcn_run(adjacency, x, labels, train, test, seed, rho, mu, rho_every, epochs):
+    """``main.py`` and ``common.py`` of the official GCN code, transcribed with dense tensors and autograd;
+    yields ``(w1, w2, z1[train], z2[train], y2[train])`` after every epoch."""
+    n, nhid, nclass = x.shape[0], 16, int(labels.max()) + 1
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[train] = True
+    onehot = one_hot(labels[train], nclass).to(x.dtype)
+    ws = []
+    for shape in ((x.shape[1], nhid), (nhid, nclass)):  # torch.manual_seed(seed); glorot(w)
+        g, stdv = _gen(seed), math.sqrt(6.0 / sum(shape))
+        ws.append(torch.empty(shape, dtype=x.dtype).uniform_(-stdv, stdv, generator=g))
+    w1, w2 = ws
+    z1 = torch.relu(adjacency @ (x @ w1))
+    z2 = adjacency @ (z1 @ w2)
+    z1[test], z2[test] = 0.0, 0.0
+    y2, adj_train = torch.zeros_like(z2), adjacency[mask]
+    decay = (lambda w: mu / 2 * torch.norm(w ** 2)) if mu else (lambda w: 0.0)
+
+    def grad(f, v):
+        v = v.detach().requires_grad_()
+        return torch.autograd.grad(f(v), v)[0]
+
+    def update_w1(w1):
+        phi = lambda w: rho / 2 * (z1[mask] - torch.relu(adj_train @ (x @ w))).square().sum() + decay(w)  # noqa: E731
+        return _backtracked(phi, w1, grad(phi, w1), 1.0)
+
+    def update_w2(w2):
+        def phi(w):
+            temp = z2[mask] - adj_train @ (z1 @ w)
+            return ((y2[mask] + rho / 2 * temp) * temp).sum() + decay(w)
+        return _backtracked(phi, w2, grad(phi, w2), 0.01)
+
+    def update_z1(z1):
+        temp1 = torch.relu(adj_train @ (x @ w1))
+
+        def phi(rows):  # phi_z1 as a function of the training rows
+            full = z1.clone()
+            full[mask] = rows
+            temp2 = z2[mask] - adj_train @ (full @ w2)
+            return rho / 2 * (rows - temp1).square().sum() + ((y2[mask] + rho / 2 * temp2) * temp2).sum()
+        out = z1.clone()
+        out[mask] = _backtracked(phi, z1[mask], grad(phi, z1[mask]), 0.001)
+        return out
+
+    for epoch in range(epochs):
+        z2 = code_update_z2(adj_train, z1, z2, w2, y2, rho, onehot, mask)
+        w2 = update_w2(w2)
+        z1 = update_z1(z1)
+        w1 = update_w1(w1)
+        w1 = update_w1(w1)
+        z1 = update_z1(z1)
+        w2 = update_w2(w2)
+        z2 = code_update_z2(adj_train, z1, z2, w2, y2, rho, onehot, mask)
+        y2 = y2 + rho * (z2 - adjacency @ (z1 @ w2))
+        if (epoch + 1) % rho_every == 0:
+            rho = min(10 * rho, 1)
+        yield w1, w2, z1[mask], z2[mask], y2[mask]
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.05])
+def test_official_preset_follows_the_published_code(mu):
+    """Lockstep with a transcription of the official GCN code (dense Â, autograd gradients, the code's loops)."""
+    adjacency, x, labels = dense_graph()
+    problem = graph_problem(adjacency, x, labels)
+    solver = DLADMMGCN([12, 16, 3], OFFICIAL, rho=1e-2, mu=mu, rho_every=3)
+    state = solver.init(problem, _gen(4))
+    reference = code_gcn_run(adjacency, x, labels, problem.train.index, problem.evaluate["test"].index, 4,
+                             rho=1e-2, mu=mu, rho_every=3, epochs=7)
+    for expected in reference:
+        state = solver.step(state, problem)
+        for got, want in zip((state.w1, state.w2, state.z1, state.z2, state.u), expected):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+    assert state.rho == pytest.approx(1.0)
+    paper = DLADMMGCN([12, 16, 3], PAPER, rho=1e-2, mu=mu, rho_every=3)
+    other = paper.init(problem, _gen(4))
+    for _ in range(7):
+        other = paper.step(other, problem)
+    assert (other.w1 - state.w1).abs().max() > 1e-6  # the presets are different algorithms
+
+
+def test_code_fista_is_the_codes_update_z2():
+    adjacency, x, labels = dense_graph()
+    g = _gen(21)
+    z, target, u = (torch.randn(15, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    y, rho = one_hot(labels[:15], 3).to(torch.float64), 0.05
+    mask = torch.ones(15, dtype=torch.bool)
+    eye = torch.eye(15, dtype=torch.float64)  # adj_train = I, z1 = target, w2 = I: temp = target
+    expected = code_update_z2(eye, target, z, torch.eye(3, dtype=torch.float64), u, rho, y, mask)
+    torch.testing.assert_close(update_z2_code(z, target - u / rho, y, rho), expected, rtol=1e-9, atol=1e-10)
+    # the project's loop tests and returns the prox point: another iterate of the same problem
+    project = update_z_last(z, target - u / rho, y, rho, step=5.0, check_every=1, max_iter=50)
+    assert (project - expected).abs().max() > 1e-8
+
+
+def test_fista_switches_select_the_z2_loop(monkeypatch):
+    problem = graph_problem(*dense_graph())
+    calls = []
+    for name in ("update_z_last", "update_z2_code"):
+        original = getattr(dladmm_gcn, name)
+
+        def recording(*args, _name=name, _original=original, **kwargs):
+            calls.append((_name, kwargs["step"], kwargs["check_every"]))
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(dladmm_gcn, name, recording)
+    for options in (PAPER, OFFICIAL, replace(PAPER, fista_step=3.0, fista_check_every=2)):
+        DLADMMGCN([12, 16, 3], options).step(DLADMMGCN([12, 16, 3], options).init(problem, _gen(1)), problem)
+    assert calls == [("update_z_last", 2.0, 5)] * 2 + [("update_z2_code", 5.0, 1)] * 2 + [("update_z_last", 3.0, 2)] * 2
+
+
+def test_z2_init_and_shared_init():
+    adjacency, x, labels = dense_graph()
+    problem = graph_problem(adjacency, x, labels)
+    solver = DLADMMGCN([12, 16, 3], PAPER)
+    paper, forward = solver.init(problem, _gen(2)), DLADMMGCN([12, 16, 3], z2_init="forward").init(problem, _gen(2))
+    assert solver.residual_matrix(paper).abs().max() == 0  # constraint: Z_2 = Â_T Z_1 W_2
+    torch.testing.assert_close(forward.z2, solver.logits(forward, problem, problem.train))  # the forward pass
+    assert (forward.z2 - paper.z2).abs().max() > 1e-6  # the training nodes have test neighbours
+    shared = DLADMMGCN([12, 16, 3], shared_init=True).init(problem, _gen(2))
+    assert torch.equal(shared.w1, paper.w1)
+    bounds = math.sqrt(6.0 / 28), math.sqrt(6.0 / 19)  # glorot of 12×16 and 16×3
+    torch.testing.assert_close((shared.w2 + bounds[1]) / bounds[1], ((shared.w1 + bounds[0]) / bounds[0]).flatten()[:48]
+                               .reshape(16, 3))
+    assert not torch.allclose(paper.w2 / bounds[1], shared.w2 / bounds[1])
