@@ -20,6 +20,7 @@ import torch
 from .. import data, fits, models
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
+from ..optim import dladmm_gcn
 from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
 from ..optim.solver import Problem, Solver, Split, run_history
@@ -219,11 +220,11 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
     """dlADMM-GCN and the four gradient baselines (the same bias-free GCN, N(0, 0.1²) from a generator seeded
     with ``seed``) on a Planetoid graph, each through :func:`run_history` (a history row every
     ``evaluate_every`` epochs and at the last); a ``method`` and a ``dataset`` column. dlADMM runs the
-    official code's settings, its weight decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set
-    for it). Raises ``data.DataMissing``."""
+    official code (:data:`~beyond_backprop.optim.dladmm_gcn.OFFICIAL`) with the dataset's μ, its weight
+    decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
-    solvers = {"dlADMM": DLADMMGCN(widths, rho=rho, mu=GCN_MU[name], rho_every=rho_every, decay="code")}
+    solvers = {"dlADMM": DLADMMGCN(widths, dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name], rho_every=rho_every)}
     for method, lr in GCN_BASELINES.items():
         solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
     frames = []
