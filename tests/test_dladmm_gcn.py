@@ -210,8 +210,8 @@ def test_presets_differ_in_exactly_the_official_code_switches():
     assert (OFFICIAL.decay, OFFICIAL.faithful, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
             OFFICIAL.fista_check_every, OFFICIAL.z2_init, OFFICIAL.shared_init) == (
         "code", True, 33, "code", 5.0, 1, "forward", True)
-    assert (PAPER.rho, PAPER.rho_every, PAPER.rho_max, PAPER.mu) == (OFFICIAL.rho, OFFICIAL.rho_every,
-                                                                     OFFICIAL.rho_max, OFFICIAL.mu) == (1e-3, 50, 1.0, 0.0)
+    shared = ("rho", "rho_every", "rho_max", "mu")
+    assert [getattr(PAPER, n) for n in shared] == [getattr(OFFICIAL, n) for n in shared] == [1e-3, 50, 1.0, 0.0]
     assert DLADMMGCN([12, 16, 3], OFFICIAL, mu=100.0).options == replace(OFFICIAL, mu=100.0)
     assert DLADMMGCN([12, 16, 3]).options == PAPER
 

@@ -16,8 +16,9 @@ One epoch::
 
 ``BT`` is one gradient step with backtracking (:func:`~.dladmm.backtrack`), started at the code's
 constant (W_1: 1, W_2: 1e-2, Z_1: 1e-3) or at half the last accepted value if that is larger, at most
-32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter the updates: :func:`gcn_operators` takes them from the
-sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
+32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter
+the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
+block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
 
 .. note::
     As in the code, ν ≡ ρ, and only the training rows of ``Z_1`` are variables: the other rows keep
