@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from beyond_backprop import models
-from beyond_backprop.optim import dladmm, mdlam
+from beyond_backprop.optim import dladmm, dladmm_gcn, mdlam
 from beyond_backprop.optim.admm_taylor import TaylorADMM
 from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
@@ -122,6 +122,7 @@ SOLVERS = {
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
     "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
     "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
+    "dlADMM-GCN official (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], dladmm_gcn.OFFICIAL, rho=1.0),
 }
 
 
