@@ -53,10 +53,7 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="paper (default) or official")
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args()
-    try:
-        device = runtime.resolve_device(args.device)
-    except (ValueError, runtime.DeviceUnavailable) as error:
-        parser.exit(2, f"error: {error}\n")
+    device = runtime.device_or_exit(parser, args.device)
     images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
     widths = [784, args.width, args.width, 10]
     solver = DLADMM(widths, PRESETS[args.preset], rho=args.rho)

@@ -22,10 +22,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 1024], help="batch sizes")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats, median reported (default 5)")
     args = parser.parse_args()
-    try:
-        device = runtime.resolve_device(args.device)
-    except (ValueError, runtime.DeviceUnavailable) as error:
-        parser.exit(2, f"error: {error}\n")
+    device = runtime.device_or_exit(parser, args.device)
     runtime.seed_everything(0)
     sweep = cost_sweep(args.depths, args.batches, width=args.width, device=device, repeats=args.repeats)
     print(f"device: {runtime.device_name(device)}; width {args.width}")

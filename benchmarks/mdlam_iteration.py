@@ -46,10 +46,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="", help="data root holding planetoid/")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    try:
-        device = runtime.resolve_device(args.device)
-    except (ValueError, runtime.DeviceUnavailable) as error:
-        parser.exit(2, f"error: {error}\n")
+    device = runtime.device_or_exit(parser, args.device)
     print(f"device: {runtime.device_name(device)}; width {args.width}; median of {args.repeats}")
     rows = []
     for name in args.datasets:

@@ -46,10 +46,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each (median reported)")
     args = parser.parse_args()
-    try:
-        device = runtime.resolve_device(args.device)
-    except (ValueError, runtime.DeviceUnavailable) as error:
-        parser.exit(2, f"error: {error}\n")
+    device = runtime.device_or_exit(parser, args.device)
     # the data root is $BEYOND_BACKPROP_DATA or the project's default
     images = data.load_images("fashion-mnist", train_limit=args.train_size, test_limit=1).to(device)
     x = images.x_train

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -39,6 +40,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             "use --device cpu or --device auto"
         )
     return torch.device(name)
+
+
+def device_or_exit(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    """:func:`resolve_device` for a command-line tool: on a bad or unavailable device, the parser's one-line
+    error and exit status 2."""
+    try:
+        return resolve_device(name)
+    except (ValueError, DeviceUnavailable) as error:
+        parser.exit(2, f"error: {error}\n")
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
