@@ -18,6 +18,7 @@ PAPERS = {
     "B": "Bolte, Boustany, Pauwels, Pesquet-Popescu, nonsmooth AD complexity (arXiv 2206.01730)",
     "C": "Wang, Li, Zhao, mDLAM (Neurocomputing 2022)",
     "D": "Wang, Li, Zhao, dlADMM (KDD 2019; arXiv 2112.11619)",
+    "X": "the project's own cross-paper comparison",
 }
 
 
