@@ -4,7 +4,7 @@ The floor is the time of the matrix products one iteration cannot avoid: per lay
 gradient and one objective evaluation for W and for a (each an N×n_in×n_out product), timed in the
 same run, alternately with the iterations, so the ratio of the medians holds on a noisy machine. KDD Table 2: 6.74 s per iteration on Fashion-MNIST
 (width 1000, rho 1e-6, one GTX 1080 Ti). ``--preset official`` times the official code's options
-(nu tied to rho, rho rule "code", faithful backtracking, z_L = 2y - 1, FISTA step 4). The figures go to
+(:data:`~beyond_backprop.optim.dladmm.OFFICIAL`). The figures go to
 ``outputs/benchmarks/dladmm_iteration_<device>_<train size>_<preset>.json`` and the README table.
 
     python benchmarks/dladmm_iteration.py --device cuda --train-size 60000
@@ -19,10 +19,10 @@ from collections.abc import Callable
 import torch
 
 from beyond_backprop import benchmark_records, data, runtime
-from beyond_backprop.optim.dladmm import DLADMM
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER
+from beyond_backprop.optim.solver import Problem, Split
 
-PRESETS = {"paper": {}, "official": {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels",
-                                     "fista_step": 4.0}}
+PRESETS = {"paper": PAPER, "official": OFFICIAL}
 PAPER = "6.74 s (KDD Table 2, 60,000 images, GTX 1080 Ti)"
 
 
@@ -59,14 +59,15 @@ def main() -> None:
         parser.exit(2, f"error: {error}\n")
     images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
     widths = [784, args.width, args.width, 10]
-    solver = DLADMM(widths, rho=args.rho, **PRESETS[args.preset])
-    state = solver.init(images.x_train, images.y_train, torch.Generator(device=device).manual_seed(0))
-    state = solver.step(state, images.x_train, images.y_train)  # warm-up
+    solver = DLADMM(widths, PRESETS[args.preset], rho=args.rho)
+    problem = Problem(Split(images.x_train, images.y_train), classes=10)
+    state = solver.init(problem, torch.Generator(device=device).manual_seed(0))
+    state = solver.step(state, problem)  # warm-up
     floor_products = gemm_floor(images.x_train, widths)
     steps, floors = [], []
     for _ in range(args.iterations):  # interleaved, so both see the same machine load
         with runtime.Timer(device) as timer:
-            state = solver.step(state, images.x_train, images.y_train)
+            state = solver.step(state, problem)
         steps.append(timer.seconds)
         with runtime.Timer(device) as timer:
             floor_products()

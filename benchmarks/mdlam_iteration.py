@@ -16,34 +16,25 @@ import torch
 
 from beyond_backprop import benchmark_records, models, runtime
 from beyond_backprop.experiments import paper_c
-from beyond_backprop.optim.mdlam import MDLAM
+from beyond_backprop.optim.gradient import TorchOptimizer
 
 PAPER = "under 1 s/epoch at width 100 (Fig 3, Xeon CPU)"
 
 
-def adam_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, task: paper_c.NodeTask) -> None:
-    """One full-batch Adam step on the training nodes (mean cross-entropy)."""
-    optimizer.zero_grad(set_to_none=True)
-    torch.nn.functional.cross_entropy(model(task.x_train), task.y_train).backward()
-    optimizer.step()
-
-
 def benchmark(task: paper_c.NodeTask, width: int, repeats: int, seed: int) -> tuple[float, float]:
-    """Median seconds of one mDLAM iteration and of one Adam epoch, timed alternately."""
-    widths = [task.x_train.shape[1], width, width, task.classes]
-    solver = MDLAM(widths, rho=paper_c.RHO[task.name])
-    state = solver.init(task.x_train, task.onehot, torch.Generator().manual_seed(seed))
-    model = models.mlp(widths).to(task.x_train.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=paper_c.LEARNING_RATES["adam"][task.name])
-    mdlam_times, adam_times = [], []
+    """Median seconds of one mDLAM iteration (paper preset) and of one full-batch Adam epoch, timed alternately."""
+    problem = task.problem
+    adam = TorchOptimizer(lambda p: models.mlp(task.widths(width)), "adam",
+                          lr=paper_c.LEARNING_RATES["adam"][task.name])
+    solvers = {"mdlam": paper_c.mdlam_solver(task, width=width), "adam": adam}
+    states = {name: solver.init(problem, torch.Generator().manual_seed(seed)) for name, solver in solvers.items()}
+    times: dict[str, list[float]] = {name: [] for name in solvers}
     for _ in range(repeats):
-        with runtime.Timer(task.x_train.device) as timer:
-            state = solver.step(state, task.x_train, task.onehot)
-        mdlam_times.append(timer.seconds)
-        with runtime.Timer(task.x_train.device) as timer:
-            adam_epoch(model, optimizer, task)
-        adam_times.append(timer.seconds)
-    return statistics.median(mdlam_times), statistics.median(adam_times)
+        for name, solver in solvers.items():
+            with runtime.Timer(problem.device) as timer:
+                states[name] = solver.step(states[name], problem)
+            times[name].append(timer.seconds)
+    return statistics.median(times["mdlam"]), statistics.median(times["adam"])
 
 
 def main() -> None:

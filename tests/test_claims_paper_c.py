@@ -11,6 +11,7 @@ import torch
 from beyond_backprop import claims, results
 from beyond_backprop.claims.paper_c import TABLE4, TABLE5, TABLE_EPOCHS
 from beyond_backprop.experiments import paper_c
+from beyond_backprop.optim.solver import Problem, Split
 
 EPOCHS = np.arange(1, 201)
 
@@ -30,7 +31,7 @@ def c1_runs(dataset, accelerated, plain, epochs=EPOCHS):
     frames = []
     for variant, objective in ((paper_c.ACCELERATED, accelerated), (paper_c.PLAIN, plain),
                                ("official code", plain)):
-        frames.append(pd.DataFrame({"iteration": epochs, "objective": objective, "eps": eps_schedule(epochs),
+        frames.append(pd.DataFrame({"iteration": epochs, "penalty_objective": objective, "eps": eps_schedule(epochs),
                                     "variant": variant, "dataset": dataset, "fallbacks": 0}))
     return pd.concat(frames, ignore_index=True)
 
@@ -100,13 +101,14 @@ def test_largest_rise_known_answers():
 
 
 def test_at_eps_floor_keeps_the_epochs_run_at_the_floor():
-    history = pd.DataFrame({"iteration": EPOCHS[:20], "objective": np.arange(20.0), "eps": eps_schedule(EPOCHS[:20])})
+    history = pd.DataFrame({"iteration": EPOCHS[:20], "penalty_objective": np.arange(20.0),
+                            "eps": eps_schedule(EPOCHS[:20])})
     floor = paper_c.at_eps_floor(history)
     assert list(history.loc[floor.index, "iteration"]) == [paper_c.EPS_FLOOR_EPOCH, 19, 20]
 
 
 def test_objective_fraction_is_last_over_first():
-    assert paper_c.objective_fraction(pd.DataFrame({"objective": [200.0, 50.0, 10.0]})) == pytest.approx(0.05)
+    assert paper_c.objective_fraction(pd.DataFrame({"penalty_objective": [200.0, 50.0, 10.0]})) == pytest.approx(0.05)
 
 
 # --- C2: test accuracy after 200 epochs -------------------------------------------------------------------------
@@ -152,9 +154,10 @@ def test_c2_below_200_epochs_compares_with_table5_at_that_epoch_or_is_not_testab
         == results.NOT_TESTABLE
 
 
-def test_final_accuracy_takes_the_last_iteration():
-    frame = pd.DataFrame({"method": ["a", "a", "b", "b"], "iteration": [1, 2, 1, 2], "test_accuracy": [.1, .2, .3, .4]})
-    assert paper_c.final_accuracy(frame, "method").to_dict() == pytest.approx({"a": 0.2, "b": 0.4})
+def test_final_accuracy_takes_the_row_of_each_runs_largest_iteration():
+    frame = pd.DataFrame({"method": ["a", "a", "b", "b", "c"], "iteration": [2, 1, 1, 3, 1],
+                          "test_accuracy": [.2, .1, .3, .4, .5]})
+    assert paper_c.final_accuracy(frame, "method").to_dict() == pytest.approx({"a": 0.2, "b": 0.4, "c": 0.5})
 
 
 # --- C3: time per epoch ------------------------------------------------------------------------------------------
@@ -267,21 +270,25 @@ def tiny_task():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(30, 12, generator=generator)
     y = (x[:, 0] > 0.5).long()
-    return paper_c.NodeTask("cora", x[:20], y[:20], x[20:], y[20:], classes=2)
+    return paper_c.NodeTask("cora", Problem(Split(x[:20], y[:20]), {"test": Split(x[20:], y[20:])}, classes=2))
 
 
 def test_run_mdlam_evaluates_every_few_epochs_without_changing_the_run():
     task = tiny_task()
-    every = paper_c.run_mdlam(task, iterations=7, width=4, evaluate_every=1)
-    sparse = paper_c.run_mdlam(task, iterations=7, width=4, evaluate_every=3)
-    assert list(sparse["iteration"]) == list(range(1, 8))
-    np.testing.assert_array_equal(sparse["objective"], every["objective"])
-    evaluated = sparse.dropna(subset=["test_accuracy"])
-    assert list(evaluated["iteration"]) == [3, 6, 7]
-    np.testing.assert_array_equal(evaluated["test_accuracy"], every.set_index("iteration").loc[[3, 6, 7],
-                                                                                               "test_accuracy"])
+    every = paper_c.run_mdlam(task, iterations=7, width=4, evaluate_every=1).set_index("iteration")
+    sparse = paper_c.run_mdlam(task, iterations=7, width=4, evaluate_every=3).set_index("iteration")
+    assert list(sparse.index) == [3, 6, 7]
+    for column in ("penalty_objective", "test_accuracy", "eps", "fallbacks"):
+        np.testing.assert_array_equal(sparse[column], every.loc[[3, 6, 7], column])
     assert sparse["seconds"].is_monotonic_increasing
-    assert "test_accuracy" not in paper_c.run_mdlam(task, iterations=2, width=4, evaluate_every=0)
+    assert "test_accuracy" not in paper_c.run_mdlam(task.without_test(), iterations=2, width=4)
+
+
+def test_convergence_runs_every_variant_without_a_test_pass():
+    runs = paper_c.convergence(tiny_task(), iterations=3)
+    assert set(runs["variant"]) == set(paper_c.VARIANTS) and "test_accuracy" not in runs
+    assert "objective" not in runs and runs["penalty_objective"].notna().all()
+    assert (runs.groupby("variant")["iteration"].apply(list) == [[1, 2, 3]] * 3).all()
 
 
 def test_sensitivity_runs_a_setting_shared_by_both_sweeps_once(monkeypatch):
@@ -300,8 +307,17 @@ def test_runtime_sweep_interleaves_rounds_over_every_point():
         paper_c.runtime_sweep(tiny_task(), widths=[4], rhos=[1.0], repeats=0)
 
 
-def test_accuracy_comparison_tests_admm_methods_every_few_epochs_and_baselines_every_epoch():
+def test_accuracy_comparison_tests_every_method_every_few_epochs_and_after_the_last():
     runs = paper_c.accuracy_comparison(tiny_task(), iterations=4, width=4, evaluate_every=3)
     tested = runs.dropna(subset=["test_accuracy"]).groupby("method")["iteration"].apply(list).to_dict()
-    assert tested["mdlam"] == tested["dladmm"] == [3, 4]
-    assert all(tested[m] == [1, 2, 3, 4] for m in paper_c.LEARNING_RATES)
+    assert tested == {m: [3, 4] for m in ["mdlam", "dladmm", *paper_c.LEARNING_RATES]}
+    assert "objective" not in runs
+
+
+def test_baselines_start_from_the_documented_normal_of_the_seed():
+    task = tiny_task()
+    solver = paper_c.TorchOptimizer(lambda p: paper_c.models.mlp(task.widths(4)), "adam", lr=1e-3)
+    state = solver.init(task.problem, torch.Generator().manual_seed(5))
+    expected = torch.Generator().manual_seed(5)
+    for parameter in state.model.parameters():
+        assert torch.equal(parameter.detach(), 0.1 * torch.randn(parameter.shape, generator=expected))

@@ -5,8 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from beyond_backprop import claims, results
+import torch
+
+from beyond_backprop import claims, data, results
 from beyond_backprop.experiments import paper_d
+from beyond_backprop.optim.dladmm import OFFICIAL, DLADMMOptions
+from beyond_backprop.optim.solver import METRICS
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = results.REPRODUCED, results.NOT_REPRODUCED, results.NOT_TESTABLE
 STEPS = 200
@@ -75,7 +79,38 @@ def test_exact_ratio_is_the_median_of_side_by_side_pairs():
 def test_rho_variants_run_the_schedule_only_past_its_first_change():
     assert "paper schedule" not in paper_d.rho_variants(paper_d.SCHEDULE_STEP)
     assert "paper schedule" in paper_d.rho_variants(paper_d.SCHEDULE_STEP + 1)
-    assert {"rho=1e-06", "rho=1", "code rule"} <= set(paper_d.rho_variants(30))
+    variants = paper_d.rho_variants(30)
+    assert {"rho=1e-06", "rho=1", "code rule"} <= set(variants)
+    assert variants["code rule"] == OFFICIAL  # the published code in full, not a few of its switches
+    assert variants["rho=1"] == DLADMMOptions(rho=1.0, nu=None, rho_rule="fixed")
+
+
+def _images(n: int = 40, seed: int = 0) -> data.ImageData:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centres = torch.randn(3, 8, generator=g)
+    x = centres[y] + 0.1 * torch.randn(n, 8, generator=g)
+    return data.ImageData("fashion-mnist", x, y, x.flip(0), y.flip(0), "synthetic blobs")
+
+
+def test_accuracy_comparison_runs_every_method_through_the_contract():
+    frame = paper_d.accuracy_comparison(_images(), [8, 6, 6, 3], iterations=5, evaluate_every=2)
+    assert list(frame["method"].unique()) == ["dlADMM", "gd", "adagrad", "adadelta", "adam", "ADMM (Taylor)"]
+    for _, part in frame.groupby("method"):
+        assert list(part["iteration"]) == [2, 4, 5]  # every second iteration and the last
+    columns = {c for c in frame.columns if not c.endswith("_accuracy")} - {"method"}
+    assert columns <= set(METRICS) and "objective" not in frame.columns
+    assert frame.loc[frame["method"] == "adam", "lagrangian"].isna().all()  # a baseline has no Lagrangian
+    # the same seed gives the same baseline start whichever method ran before
+    again = paper_d.accuracy_comparison(_images(), [8, 6, 6, 3], iterations=5, evaluate_every=2)
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_convergence_stacks_one_history_per_variant():
+    variants = {"rho=1": paper_d.fixed_rho(1.0), "code rule": OFFICIAL}
+    frame = paper_d.convergence(_images(), [8, 6, 6, 3], variants, iterations=3)
+    assert list(frame.groupby("variant", sort=False).size().items()) == [("rho=1", 3), ("code rule", 3)]
+    assert {"lagrangian", "residual", "rho", "train_loss", "test_accuracy"} <= set(frame.columns)
 
 
 def test_record_files_measurements_and_not_testable_reasons():
@@ -94,7 +129,7 @@ def _d1_history(one_objective, one_residual, tiny_objective):
     frames = []
     for variant, objective, residual in (("rho=1", one_objective, one_residual),
                                          ("rho=1e-6", tiny_objective, FALLING[:len(tiny_objective)])):
-        frames.append(pd.DataFrame({"iteration": np.arange(1, len(objective) + 1), "objective": objective,
+        frames.append(pd.DataFrame({"iteration": np.arange(1, len(objective) + 1), "lagrangian": objective,
                                     "residual": residual, "variant": variant}))
     return pd.concat(frames, ignore_index=True)
 
@@ -231,7 +266,7 @@ def _d5_frame(rho_one, rho_tiny, schedule=None, steps=STEPS):
                 "rho=1": (rho_one, 0.8), "code rule": (FALLING, 0.7)}
     if schedule is not None:
         variants["paper schedule"] = (FALLING, schedule)
-    return pd.concat([pd.DataFrame({"iteration": np.arange(1, steps + 1), "objective": objective[:steps],
+    return pd.concat([pd.DataFrame({"iteration": np.arange(1, steps + 1), "lagrangian": objective[:steps],
                                     "test_accuracy": accuracy, "variant": name})
                       for name, (objective, accuracy) in variants.items()], ignore_index=True)
 

@@ -1,12 +1,16 @@
 """dlADMM block updates against brute force, closed forms and a reference solver."""
 
+import dataclasses
+
 import pytest
 import torch
 
+from beyond_backprop.models import cross_entropy_sum, mlp_logits
 from beyond_backprop.optim.dladmm import (
-    DLADMM, DLADMMGCN, activation_objective, backtrack, cross_entropy_sum, update_a, update_w, update_z_last,
-    update_z_relu, weight_objective,
+    DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w, update_z_last, update_z_relu,
+    weight_objective,
 )
+from beyond_backprop.optim.solver import Problem, Split
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -80,27 +84,23 @@ def test_lagrangian_decreases_at_rho_one():
     g = _gen(4)
     x = torch.rand(120, 10, generator=g)
     y = (x[:, :3].sum(1) > 1.5).long() + (x[:, 3] > 0.5).long()
+    problem = Problem(Split(x, y))
     solver = DLADMM([10, 16, 16, 3], rho=1.0, nu=None, rho_rule="fixed")
-    state = solver.init(x, y, _gen(5))
-    values = [float(solver.lagrangian(state, x, y))]
+    state = solver.init(problem, _gen(5))
+    values = [float(solver.lagrangian(state, problem))]
     for _ in range(15):
-        state = solver.step(state, x, y)
-        values.append(float(solver.lagrangian(state, x, y)))
+        state = solver.step(state, problem)
+        values.append(float(solver.lagrangian(state, problem)))
     assert all(b <= a * (1 + 1e-5) for a, b in zip(values[1:], values[2:]))
     assert values[-1] < values[1]
 
 
-def test_columns_layout_and_exact_subproblems_agree_in_shape():
+def test_exact_subproblems_give_a_finite_lagrangian():
     g = _gen(6)
-    x, y = torch.rand(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g)
-    rows = DLADMM([5, 7, 3], rho=1.0, nu=None, rho_rule="fixed")
-    cols = DLADMM([5, 7, 3], rho=1.0, nu=None, rho_rule="fixed", layout="columns")
-    s_rows = rows.step(rows.init(x, y, _gen(7)), x, y)
-    s_cols = cols.step(cols.init(x.T, y, _gen(7)), x.T, y)
-    assert torch.allclose(s_rows.weights[0], s_cols.weights[0])
+    problem = Problem(Split(torch.rand(40, 5, generator=g), torch.randint(0, 3, (40,), generator=g)))
     exact = DLADMM([5, 7, 3], rho=1.0, nu=None, rho_rule="fixed", subproblem="exact")
-    state = exact.step(exact.init(x, y, _gen(7)), x, y)
-    assert torch.isfinite(exact.lagrangian(state, x, y))
+    state = exact.step(exact.init(problem, _gen(7)), problem)
+    assert torch.isfinite(exact.lagrangian(state, problem))
 
 
 def test_gcn_fits_its_training_nodes():
@@ -119,7 +119,63 @@ def test_gcn_fits_its_training_nodes():
     assert history["residual"].iloc[-1] < history["residual"].iloc[0]
 
 
-@pytest.mark.parametrize("kwargs", [{"rho": 0.0}, {"nu": -1.0}, {"rho_rule": "sometimes"}, {"layout": "diag"}])
+@pytest.mark.parametrize("kwargs", [{"rho": 0.0}, {"nu": -1.0}, {"rho_rule": "sometimes"}, {"subproblem": "diag"},
+                                    {"fista_step": 0.0}])
 def test_invalid_arguments(kwargs):
     with pytest.raises(ValueError):
         DLADMM([4, 3, 2], **kwargs)
+
+
+def _blobs(n: int = 60, seed: int = 10) -> Problem:
+    g = _gen(seed)
+    y = torch.arange(n) % 3
+    x = 3 * torch.randn(3, 6, generator=g)[y] + 0.3 * torch.randn(n, 6, generator=g)
+    return Problem(Split(x, y))
+
+
+def test_presets_differ_in_exactly_the_official_code_switches():
+    differing = {f.name for f in dataclasses.fields(DLADMMOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
+    assert differing == {"nu", "rho_rule", "faithful", "z_last_init", "fista_step", "shared_init"}
+    assert (OFFICIAL.nu, OFFICIAL.rho_rule, OFFICIAL.z_last_init, OFFICIAL.fista_step) == (None, "code", "labels", 4.0)
+    assert (PAPER.rho, PAPER.nu, PAPER.rho_rule) == (1e-6, 1e-6, "paper")
+    assert DLADMM([6, 5, 3], OFFICIAL, rho=1.0).options == dataclasses.replace(OFFICIAL, rho=1.0)
+    with pytest.raises(ValueError, match="rho_rule"):
+        dataclasses.replace(OFFICIAL, rho_rule="sometimes")
+
+
+def test_presets_start_where_their_source_starts():
+    problem, widths = _blobs(), [6, 5, 4, 3]
+    paper = DLADMM(widths, PAPER).init(problem, _gen(1))
+    official = DLADMM(widths, OFFICIAL).init(problem, _gen(1))
+    # z_L: the forward pass (paper) or 2y - 1 (code); the hidden z, a are the forward pass in both
+    assert torch.equal(official.z[-1], 2 * problem.onehot - 1)
+    assert torch.allclose(paper.z[-1], mlp_logits(paper.weights, paper.biases, problem.x))
+    assert torch.allclose(official.z[0], problem.x @ official.weights[0].T + official.biases[0])
+    # the code resets its seed before every tensor: each is the first draw of the generator; the paper draws in turn
+    for tensor in official.weights + official.biases:
+        assert torch.equal(tensor, 0.1 * torch.randn(tensor.shape, generator=_gen(1)))
+    assert not torch.equal(paper.weights[1], 0.1 * torch.randn(paper.weights[1].shape, generator=_gen(1)))
+    assert torch.equal(paper.weights[0], official.weights[0])  # same generator, same first tensor
+
+
+def test_presets_penalise_hidden_layers_and_adapt_rho_by_their_rules():
+    problem, widths = _blobs(), [6, 120, 3]
+    paper, official = DLADMM(widths, PAPER), DLADMM(widths, OFFICIAL)
+    state = paper.init(problem, _gen(2))
+    state.a[0] = state.a[0] + 1.0  # a hidden constraint violated by ||1||^2 = 60 * 120
+    state.rho = 0.5
+    gap = 0.5 * 60 * 120
+    assert float(official.lagrangian(state, problem) - paper.lagrangian(state, problem)) == pytest.approx(
+        (0.5 - 1e-6) * gap, rel=1e-4)  # nu tied to rho (code) against nu = 1e-6 (paper)
+    for solver in (paper, official):
+        s = solver.init(problem, _gen(3))
+        s.losses = [0.0, 0.1, 0.2]  # the training loss rose twice: one more rise fires the code's rule
+        s.k = 99  # the paper's schedule fires at iteration 100
+        s = solver.step(s, problem)
+        if solver is paper:
+            assert (s.rho, s.boost) == (pytest.approx(1e-5), 1.0)
+        else:
+            assert (s.rho, s.boost) == (pytest.approx(1e-5), 10.0)  # x10, and theta, tau x10 at hidden width >= 100
+            assert s.losses[-1] > 0.2
+    s = official.step(official.init(problem, _gen(3)), problem)
+    assert (s.rho, s.k) == (1e-6, 1)  # no rise yet: the code's rho stays

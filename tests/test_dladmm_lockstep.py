@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from beyond_backprop.optim import quadratic_blocks
-from beyond_backprop.optim.dladmm import DLADMM, DLADMMState, update_z_last
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState, update_z_last
+from beyond_backprop.optim.solver import Problem, Split
 from beyond_backprop.optim.quadratic_blocks import (
     accepted_step, activation_gradient, activation_step, weight_gradient, weight_step,
 )
 
-PAPER = {}
-OFFICIAL = {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels", "fista_step": 4.0}
+# the official-style options as they were before the presets: the OFFICIAL preset must step exactly like them
+OFFICIAL_BEFORE = {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels", "fista_step": 4.0}
 LOW_START = {"theta0": 1e-9, "tau0": 1e-9}  # searches start far below the accepted t at rho = 1e-6
 
 
@@ -58,25 +59,26 @@ def ref_z_relu(m, a):
     return torch.where(cost(z_pos) < cost(z_neg), z_pos, z_neg)
 
 
-def reference_step(solver: DLADMM, state: DLADMMState, x, y, log) -> DLADMMState:
+def reference_step(solver: DLADMM, state: DLADMMState, problem: Problem, log) -> DLADMMState:
     """The original ``DLADMM.step`` (rows layout, quadratic subproblems)."""
+    x, y, opts = problem.x, problem.y, solver.options
     y1 = torch.nn.functional.one_hot(y, solver.widths[-1]).to(x.dtype)
     s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z), a=list(state.a),
                 theta=list(state.theta), tau=list(state.tau), losses=list(state.losses))
     last = len(s.weights) - 1
-    nu = lambda: s.rho if solver.nu is None else solver.nu  # noqa: E731
+    nu = lambda: s.rho if opts.nu is None else opts.nu  # noqa: E731
     inp = lambda l: x if l == 0 else s.a[l - 1]  # noqa: E731
 
     def start(previous, base):
         base = base * s.boost
-        return base if solver.faithful else max(base, previous / 2.0)
+        return base if opts.faithful else max(base, previous / 2.0)
 
     def target(l):
         return s.z[l] - s.biases[l] + (s.u / s.rho if l == last else 0.0), (s.rho if l == last else nu())
 
     def w_(l):
         t, c = target(l)
-        s.weights[l], s.theta[l] = ref_update_w(s.weights[l], inp(l), t, c, start(s.theta[l], solver.theta0), log)
+        s.weights[l], s.theta[l] = ref_update_w(s.weights[l], inp(l), t, c, start(s.theta[l], opts.theta0), log)
 
     def b_(l):
         shift = s.u / s.rho if l == last else 0.0
@@ -85,14 +87,14 @@ def reference_step(solver: DLADMM, state: DLADMMState, x, y, log) -> DLADMMState
     def z_(l):
         m = inp(l) @ s.weights[l].T + s.biases[l]
         if l == last:
-            s.z[l] = update_z_last(s.z[l], m - s.u / s.rho, y1, s.rho, step=solver.fista_step)
+            s.z[l] = update_z_last(s.z[l], m - s.u / s.rho, y1, s.rho, step=opts.fista_step)
         else:
             s.z[l] = ref_z_relu(m, s.a[l])
 
     def a_(l):
         t, c = target(l + 1)
         s.a[l], s.tau[l] = ref_update_a(s.a[l], s.weights[l + 1], t, c, torch.relu(s.z[l]), nu(),
-                                        start(s.tau[l], solver.tau0), log)
+                                        start(s.tau[l], opts.tau0), log)
 
     z_(last), b_(last), w_(last)
     for l in range(last - 1, -1, -1):
@@ -102,7 +104,7 @@ def reference_step(solver: DLADMM, state: DLADMMState, x, y, log) -> DLADMMState
     w_(last), b_(last), z_(last)
     s.u = s.u + s.rho * (s.z[last] - inp(last) @ s.weights[last].T - s.biases[last])
     s.k += 1
-    solver._adapt(s, x, y)
+    solver._adapt(s, problem)
     return s
 
 
@@ -113,11 +115,11 @@ def _double(state: DLADMMState) -> DLADMMState:
                    z=[z.double() for z in state.z], a=[a.double() for a in state.a], u=state.u.double())
 
 
-def _problem(seed: int = 0, n: int = 96):
+def _problem(seed: int = 0, n: int = 96, dtype: torch.dtype = torch.float64) -> Problem:
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 12, generator=g, dtype=torch.float64)
     y = (x[:, :4].sum(1) > 2).long() + (x[:, 4] > 0.5).long() + (x[:, 5] > 0.7).long()
-    return x, y
+    return Problem(Split(x.to(dtype), y), classes=4)
 
 
 def _record_fast_steps(monkeypatch) -> list[float]:
@@ -134,17 +136,18 @@ def _record_fast_steps(monkeypatch) -> list[float]:
 
 # ---- tests ----
 
-@pytest.mark.parametrize("options", [PAPER, OFFICIAL, {"rho": 1e-2, "nu": 1e-2, "rho_rule": "fixed"}],
-                         ids=["paper", "official", "rho-1e-2"])
+@pytest.mark.parametrize("options", [PAPER, OFFICIAL, DLADMMOptions(**OFFICIAL_BEFORE),
+                                     DLADMMOptions(rho=1e-2, nu=1e-2, rho_rule="fixed")],
+                         ids=["paper", "official", "official-before-presets", "rho-1e-2"])
 def test_fast_path_moves_in_lockstep_with_the_reference_in_float64(monkeypatch, options):
-    x, y = _problem()
-    solver = DLADMM([12, 16, 16, 4], **LOW_START, **options)
-    fast = ref = _double(solver.init(x.float(), y, torch.Generator().manual_seed(1)))
+    problem = _problem()
+    solver = DLADMM([12, 16, 16, 4], options, **LOW_START)
+    fast = ref = _double(solver.init(_problem(dtype=torch.float32), torch.Generator().manual_seed(1)))
     fast_log = _record_fast_steps(monkeypatch)
     ref_log: list[float] = []
     for _ in range(6):
-        fast = solver.step(fast, x, y)
-        ref = reference_step(solver, ref, x, y, ref_log)
+        fast = solver.step(fast, problem)
+        ref = reference_step(solver, ref, problem, ref_log)
         assert [float(t) for t in fast_log] == ref_log  # every accepted step size, in order
         for name in ("weights", "biases", "z", "a"):
             for mine, theirs in zip(getattr(fast, name), getattr(ref, name)):

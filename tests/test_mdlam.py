@@ -3,11 +3,14 @@
 import pytest
 import torch
 
-from beyond_backprop.optim.mdlam import (
-    BACKTRACKING_TESTS, MDLAM, cross_entropy_sum, nesterov_weight, penalty, update_a, update_b, update_w,
-    update_z_hidden, update_z_last,
-)
+from dataclasses import fields, replace
 
+from beyond_backprop.models import cross_entropy_sum
+from beyond_backprop.optim.mdlam import (
+    BACKTRACKING_TESTS, MDLAM, OFFICIAL, PAPER, MDLAMOptions, nesterov_weight, penalty, update_a, update_b,
+    update_w, update_z_hidden, update_z_last, update_z_last_fista,
+)
+from beyond_backprop.optim.solver import Problem, Split
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +26,10 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _problem(seed: int = 0, n: int = 30, d: int = 8, classes: int = 3):
+def _problem(seed: int = 0, n: int = 30, d: int = 8, classes: int = 3) -> Problem:
     g = _gen(seed)
     x = torch.randn(n, d, generator=g)
-    y = torch.nn.functional.one_hot(torch.randint(classes, (n,), generator=g), classes).double()
-    return x, y
+    return Problem(Split(x, torch.randint(classes, (n,), generator=g)), classes=classes)
 
 
 def test_nesterov_weights_follow_fista_sequence():
@@ -103,9 +105,8 @@ def test_a_matches_naive_backtracking_with_grid_minimiser():
     assert ((got - torch.relu(z)).abs() <= eps + 1e-12).all()
 
 
-def test_z_last_matches_lbfgs():
-    x, y = _problem(5, n=10, classes=4)
-    m, rho = torch.randn(10, 4, generator=_gen(6)), 1.0
+def _z_last_minimiser(m: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tensor:
+    """``argmin_z R(z; y) + rho/2 ||z - m||^2`` by L-BFGS through autograd."""
     reference = m.clone().requires_grad_()
     opt = torch.optim.LBFGS([reference], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14,
                             line_search_fn="strong_wolfe")
@@ -117,53 +118,161 @@ def test_z_last_matches_lbfgs():
         return loss
 
     opt.step(closure)
+    return reference.detach()
+
+
+def test_z_last_matches_lbfgs():
+    y = _problem(5, n=10, classes=4).onehot
+    m, rho = torch.randn(10, 4, generator=_gen(6)), 1.0
     got = update_z_last(torch.zeros_like(m), m, y, rho=rho, steps=300)
-    torch.testing.assert_close(got, reference.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(got, _z_last_minimiser(m, y, rho), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0, 5.0])
+def test_official_fista_z_last_reaches_the_minimiser(rho):
+    y = _problem(13, n=12, classes=4).onehot
+    m = 2 * torch.randn(12, 4, generator=_gen(14))
+    got = update_z_last_fista(2 * y - 1, m, y, rho=rho, tolerance=1e-12)
+    torch.testing.assert_close(got, _z_last_minimiser(m, y, rho), atol=1e-5, rtol=0)
+
+
+def test_official_fista_z_last_stops_at_the_code_tolerance():
+    y = _problem(15, n=12, classes=4).onehot
+    m, rho = torch.randn(12, 4, generator=_gen(16)), 1.0
+    objective = lambda z: float(cross_entropy_sum(z, y) + rho / 2 * (z - m).square().sum())  # noqa: E731
+    loose = update_z_last_fista(m, m, y, rho=rho, tolerance=1e-1)
+    tight = update_z_last_fista(m, m, y, rho=rho, tolerance=1e-10)
+    best = objective(_z_last_minimiser(m, y, rho))
+    assert objective(tight) - best < 1e-8 < objective(loose) - best  # stopped early, above the minimum
+    one_step = (rho * m + (m - 4 * (torch.softmax(m, dim=1) - y)) / 4) / (rho + 1 / 4)  # gamma = 0 at first
+    torch.testing.assert_close(update_z_last_fista(m, m, y, rho=rho, iterations=1), one_step)
 
 
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_objective_non_increasing_at_fixed_eps_and_band_holds(accelerate):
-    x, y = _problem(7)
-    solver = MDLAM([8, 6, 5, 3], rho=0.5, eps0=0.1, eps_min=0.1, accelerate=accelerate)
-    state = solver.init(x, y, _gen(8))
-    state = solver.step(state, x, y)  # the first sweep makes the initial point feasible for the band
-    previous = solver.objective(state, y)
+    problem = _problem(7)
+    solver = MDLAM([8, 6, 5, 3], rho=0.5, eps0=0.1, eps_min=0.1, options=replace(PAPER, accelerate=accelerate))
+    state = solver.init(problem, _gen(8))
+    state = solver.step(state, problem)  # the first sweep makes the initial point feasible for the band
+    previous = solver.objective(state, problem)
     for _ in range(15):
-        state = solver.step(state, x, y)
-        current = solver.objective(state, y)
+        state = solver.step(state, problem)
+        current = solver.objective(state, problem)
         assert current <= previous * (1 + 1e-12)
-        for a, z in zip(state.a[1:], state.z[:-1]):
+        for a, z in zip(state.a, state.z[:-1]):
             assert ((a - torch.relu(z)).abs() <= 0.1 + 1e-12).all()
         previous = current
 
 
 def test_band_holds_after_each_step_while_eps_shrinks():
-    x, y = _problem(9)
+    problem = _problem(9)
     solver = MDLAM([8, 6, 5, 3], rho=0.1, eps0=4.0, eps_min=1e-3)
-    state = solver.init(x, y, _gen(10))
-    for _ in range(14):
-        eps = state.eps
-        state = solver.step(state, x, y)
-        for a, z in zip(state.a[1:], state.z[:-1]):
-            assert ((a - torch.relu(z)).abs() <= eps + 1e-12).all()
-    assert state.eps == pytest.approx(max(4.0 / 2**14, 1e-3))
+    state = solver.init(problem, _gen(10))
+    for k in range(14):
+        state = solver.step(state, problem)
+        assert state.eps == pytest.approx(max(4.0 / 2**k, 1e-3))  # the band of step k + 1
+        for a, z in zip(state.a, state.z[:-1]):
+            assert ((a - torch.relu(z)).abs() <= state.eps + 1e-12).all()
+    assert float(solver.metrics(state, problem)["eps"]) == state.eps
 
 
-def test_run_records_history_and_official_code_freezes_second_bias():
-    x, y = _problem(11)
-    solver = MDLAM([8, 6, 5, 3], rho=0.1, accelerate=False, official_code=True)
-    state = solver.init(x, y, _gen(12))
-    torch.testing.assert_close(state.z[-1], 2 * y - 1)
-    final, history = solver.run(state, x, y, 3, evaluate={"test": (x, y.argmax(dim=1))})
-    assert list(history.iteration) == [1, 2, 3]
-    assert {"objective", "violation", "train_accuracy", "test_accuracy", "fallbacks", "seconds"} <= set(history)
-    assert torch.equal(final.biases[1], state.biases[1]) and not torch.equal(final.biases[0], state.biases[0])
+def test_state_follows_dladmm_convention_and_logits_are_the_forward_pass():
+    problem = _problem(11)
+    solver = MDLAM([8, 6, 5, 3])
+    state = solver.init(problem, _gen(12))
+    assert [tuple(a.shape) for a in state.a] == [(30, 6), (30, 5)]  # hidden outputs only, not the input
+    torch.testing.assert_close(solver.logits(state, problem, problem.train), state.z[-1])
+    torch.testing.assert_close(state.a[1], torch.relu(state.z[1]))
+
+
+def test_presets_differ_exactly_in_the_code_switches():
+    differing = {f.name for f in fields(MDLAMOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
+    assert differing == {"accelerate", "linearize_decay", "update_all_biases", "z_last_init", "z_last_solver"}
+    problem = _problem(17)
+    paper, official = MDLAM([8, 6, 5, 3], rho=0.1), MDLAM([8, 6, 5, 3], rho=0.1, options=OFFICIAL)
+    start_paper, start_official = paper.init(problem, _gen(18)), official.init(problem, _gen(18))
+    for name in ("weights", "biases", "a"):
+        assert all(torch.equal(p, o) for p, o in zip(getattr(start_paper, name), getattr(start_official, name)))
+    torch.testing.assert_close(start_official.z[-1], 2 * problem.onehot - 1)
+    torch.testing.assert_close(start_paper.z[-1], paper.logits(start_paper, problem, problem.train))
+
+    # One step from the same state, switching one option of OFFICIAL at a time: the first block that
+    # differs is the one the switch governs (a first step never extrapolates, so `accelerate` shows later).
+    def one_step(**switch):
+        solver = MDLAM([8, 6, 5, 3], rho=0.1, options=replace(OFFICIAL, **switch))
+        return solver.step(start_official, problem)
+
+    base = one_step()
+    assert torch.equal(base.biases[1], start_official.biases[1])  # the code never updates b_2
+    first_differing = {
+        "linearize_decay": one_step(linearize_decay=False),
+        "update_all_biases": one_step(update_all_biases=True),
+        "z_last_solver": one_step(z_last_solver="gradient"),
+        "accelerate": one_step(accelerate=True),
+    }
+    order = [("weights", 0), ("biases", 0), ("z", 0), ("a", 0), ("weights", 1), ("biases", 1), ("z", 1),
+             ("a", 1), ("weights", 2), ("biases", 2), ("z", 2)]
+
+    def first_change(state):
+        return next((block for block in order if not torch.equal(getattr(state, block[0])[block[1]],
+                                                                 getattr(base, block[0])[block[1]])), None)
+
+    assert {switch: first_change(state) for switch, state in first_differing.items()} == {
+        "linearize_decay": ("weights", 0), "update_all_biases": ("biases", 1), "z_last_solver": ("z", 2),
+        "accelerate": None}
+    # the paper preset extrapolates from the third step on; the official code never does
+    runs = {}
+    for preset, solver, state in (("paper", paper, start_paper), ("official", official, start_official)):
+        omegas = []
+        for _ in range(4):
+            previous, state = state, solver.step(state, problem)
+            omegas.append(state.s != previous.s)
+        runs[preset] = (omegas, state)
+    assert runs["paper"][0] == [True] * 4 and runs["official"][0] == [False] * 4
+    assert runs["official"][1].fallbacks == 0
+
+
+def test_official_preset_follows_the_published_loop():
+    """Lockstep with a transcription of ``mDLAM.py``'s hand-unrolled three-layer loop (no extrapolation)."""
+    problem = _problem(19)
+    x, y, rho, mu, eps = problem.x, problem.onehot, 0.1, 0.05, 100.0
+    solver = MDLAM([8, 6, 5, 3], rho=rho, mu=mu, options=OFFICIAL)
+    state = solver.init(problem, _gen(20))
+    (w1, w2, w3), (b1, b2, b3), (z1, z2, z3), (a1, a2) = state.weights, state.biases, state.z, state.a
+    for _ in range(3):
+        state = solver.step(state, problem)
+        w1 = update_w(w1, x, z1, b1, rho=rho, mu=mu, linearize_decay=True)
+        b1 = update_b(z1, x, w1)
+        z1 = update_z_hidden(x @ w1.T + b1, a1, eps)
+        a1 = update_a(a1, z1, w2, b2, z2, rho=rho, eps=eps)
+        w2 = update_w(w2, a1, z2, b2, rho=rho, mu=mu, linearize_decay=True)
+        z2 = update_z_hidden(a1 @ w2.T + b2, a2, eps)
+        a2 = update_a(a2, z2, w3, b3, z3, rho=rho, eps=eps)
+        w3 = update_w(w3, a2, z3, b3, rho=rho, mu=mu, linearize_decay=True)
+        b3 = update_b(z3, a2, w3)
+        z3 = update_z_last_fista(z3, a2 @ w3.T + b3, y, rho=rho)
+        eps = eps / 2
+        for got, expected in zip((*state.weights, *state.biases, *state.z, *state.a),
+                                 (w1, w2, w3, b1, b2, b3, z1, z2, z3, a1, a2)):
+            assert torch.equal(got, expected)
+
+
+def test_metrics_carry_the_vocabulary():
+    problem = _problem(21)
+    solver = MDLAM([8, 6, 5, 3])
+    state = solver.step(solver.init(problem, _gen(22)), problem)
+    values = solver.metrics(state, problem)
+    assert set(values) == {"penalty_objective", "violation", "eps", "fallbacks"}
+    assert all(v.dim() == 0 for v in values.values())
+    torch.testing.assert_close(values["penalty_objective"], solver.objective(state, problem))
 
 
 def test_validation():
     with pytest.raises(ValueError, match="invalid rho"):
         MDLAM([4, 3, 3, 2], rho=0.0)
-    with pytest.raises(ValueError, match="invalid accelerate"):
-        MDLAM([4, 3, 3, 2], official_code=True)
+    with pytest.raises(ValueError, match="invalid z_last_solver"):
+        MDLAMOptions(z_last_solver="lbfgs")
+    with pytest.raises(ValueError, match="invalid problem"):
+        MDLAM([4, 3, 3, 2]).init(_problem(), _gen())
     with pytest.raises(ValueError, match="invalid eps0"):
         MDLAM([4, 3, 3, 2], eps0=1e-4)

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from beyond_backprop import models
+from beyond_backprop.optim import dladmm, mdlam
+from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.gradient import TorchOptimizer
+from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP
 
@@ -117,6 +120,10 @@ SOLVERS = {
                                               update="frank-wolfe", lr=0.3, batch=32, k_fraction=1.0),
     "forward-gradient SGD": lambda p: MinibatchMLP([p.x.shape[1], 16, p.classes], gradient="forward",
                                                    update="sgd", lr=0.02, batch=32),
+    "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
+    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
+    "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
+    "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
 }
 
 

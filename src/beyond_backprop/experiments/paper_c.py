@@ -8,21 +8,24 @@ paper's algorithm (Nesterov extrapolation with the monotone safeguard) unless to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models, train
+from .. import data, models
 from ..claims import declared_for
 from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
 from ..fits import loglog_slope
-from ..optim.dladmm import DLADMM, forward
-from ..optim.mdlam import MDLAM
+from ..optim.dladmm import DLADMM
+from ..optim.gradient import TorchOptimizer
+from ..optim.mdlam import MDLAM, OFFICIAL, PAPER, MDLAMOptions
+from ..optim.solver import Problem, Split, run_history
 from ..results import Measurement
 from ..runtime import Timer
+from .histories import final_accuracy
 
 # Table 3 of the paper: mDLAM's rho and the baselines' learning rates, per dataset
 RHO = {"cora": 1e-3, "pubmed": 1e-2, "citeseer": 5e-3, "coauthor-cs": 1e-4}
@@ -38,29 +41,29 @@ EPS_MIN = 1e-3
 
 @dataclass(frozen=True)
 class NodeTask:
-    """Augmented features and labels of the training and test nodes of one graph."""
+    """One graph's problem: augmented features and labels of the training nodes, and the ``test`` split."""
 
     name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: int
+    problem: Problem
 
-    @property
-    def onehot(self) -> torch.Tensor:
-        return torch.nn.functional.one_hot(self.y_train, self.classes).to(self.x_train.dtype)
+    def widths(self, width: int) -> list[int]:
+        """The paper's MLP ``d → width → width → C`` on this task."""
+        return [self.problem.x.shape[1], width, width, self.problem.classes]
+
+    def without_test(self) -> NodeTask:
+        """The same training problem with no split to evaluate (no test pass per evaluation)."""
+        return replace(self, problem=Problem(self.problem.train, classes=self.problem.classes))
 
 
 def load_task(name: str, data_dir: str, device: torch.device, hops: int = 4) -> NodeTask:
     """Load a Planetoid graph and build its augmented features; raises :class:`data.DataMissing`."""
     graph = data.load_planetoid(name, data_dir or None)
 
-    def rows(index: torch.Tensor) -> torch.Tensor:
-        return augmented_features(graph.features, graph.adjacency, index, hops=hops).to(device)
+    def split(index: torch.Tensor) -> Split:
+        features = augmented_features(graph.features, graph.adjacency, index, hops=hops).to(device)
+        return Split(features, graph.labels[index].to(device))
 
-    return NodeTask(name, rows(graph.idx_train), graph.labels[graph.idx_train].to(device),
-                    rows(graph.idx_test), graph.labels[graph.idx_test].to(device), graph.num_classes)
+    return NodeTask(name, Problem(split(graph.idx_train), {"test": split(graph.idx_test)}, classes=graph.num_classes))
 
 
 def load_tasks(names: list[str], data_dir: str, device: torch.device) -> tuple[dict[str, NodeTask], dict[str, str]]:
@@ -82,8 +85,9 @@ def describe_tasks(tasks: dict[str, NodeTask], skipped: dict[str, str]) -> None:
     for reason in skipped.values():
         print(f"skipped: {reason}")
     for name, task in tasks.items():
-        print(f"{name}: {task.x_train.shape[0]} train / {task.x_test.shape[0]} test nodes, "
-              f"d = {task.x_train.shape[1]}, {task.classes} classes")
+        problem = task.problem
+        print(f"{name}: {problem.x.shape[0]} train / {problem.evaluate['test'].inputs.shape[0]} test nodes, "
+              f"d = {problem.x.shape[1]}, {problem.classes} classes")
 
 
 def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measurement]:
@@ -92,44 +96,32 @@ def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measureme
             if d.scale.get("dataset") in skipped}
 
 
-def _accuracy(solver: MDLAM, state, task: NodeTask) -> float:
-    return float((solver.predict(state, task.x_test).argmax(dim=1) == task.y_test).float().mean())
+def mdlam_solver(task: NodeTask, *, width: int = 100, rho: float | None = None, eps0: float = 100.0,
+                 options: MDLAMOptions = PAPER) -> MDLAM:
+    """mDLAM on ``task`` at the paper's settings (rho defaults to Table 3, eps floor 1e-3)."""
+    return MDLAM(task.widths(width), rho=RHO[task.name] if rho is None else rho, eps0=eps0, eps_min=EPS_MIN,
+                 options=options)
 
 
 def run_mdlam(task: NodeTask, *, iterations: int, rho: float | None = None, eps0: float = 100.0, width: int = 100,
-              accelerate: bool = True, official_code: bool = False, evaluate_every: int = 1,
-              seed: int = 0) -> pd.DataFrame:
-    """One mDLAM run; the history of :meth:`MDLAM.run` (rho defaults to Table 3).
-
-    ``test_accuracy`` is measured after every ``evaluate_every``-th epoch and after the last (NaN
-    elsewhere; 0: never). Evaluating the 1000 test nodes costs as much as half an epoch on Citeseer.
-    """
-    if evaluate_every < 0:
-        raise ValueError(f"invalid evaluate_every {evaluate_every!r}; expected >= 0 (0: never)")
-    solver = MDLAM([task.x_train.shape[1], width, width, task.classes], rho=RHO[task.name] if rho is None else rho,
-                   eps0=eps0, eps_min=EPS_MIN, accelerate=accelerate, official_code=official_code)
-    state = solver.init(task.x_train, task.onehot, torch.Generator().manual_seed(seed))
-    chunk = evaluate_every or iterations
-    frames, elapsed = [], 0.0
-    while state.k < iterations:
-        state, history = solver.run(state, task.x_train, task.onehot, min(chunk, iterations - state.k))
-        history["seconds"] += elapsed
-        elapsed = float(history["seconds"].iloc[-1])
-        if evaluate_every:
-            history.loc[history.index[-1], "test_accuracy"] = _accuracy(solver, state, task)
-        frames.append(history)
-    return pd.concat(frames, ignore_index=True)
+              options: MDLAMOptions = PAPER, evaluate_every: int = 1, seed: int = 0) -> pd.DataFrame:
+    """One mDLAM run: :func:`~beyond_backprop.optim.solver.run_history`'s rows after every ``evaluate_every``-th
+    epoch and the last. Evaluating the 1000 test nodes costs as much as half an epoch on Citeseer: a run that
+    needs no accuracy passes :meth:`NodeTask.without_test`."""
+    solver = mdlam_solver(task, width=width, rho=rho, eps0=eps0, options=options)
+    state = solver.init(task.problem, torch.Generator().manual_seed(seed))
+    return run_history(solver, state, task.problem, iterations, evaluate_every=evaluate_every)[1]
 
 
-VARIANTS = {"mDLAM (accelerated, safeguarded)": {"accelerate": True},
-            "DLAM without acceleration": {"accelerate": False},
-            "official code": {"accelerate": False, "official_code": True}}
-ACCELERATED, PLAIN = "mDLAM (accelerated, safeguarded)", "DLAM without acceleration"
+ACCELERATED, PLAIN, CODE = "mDLAM (accelerated, safeguarded)", "DLAM without acceleration", "official code"
+VARIANTS = {ACCELERATED: PAPER, PLAIN: replace(PAPER, accelerate=False), CODE: OFFICIAL}
 
 
 def convergence(task: NodeTask, *, iterations: int, seed: int = 0) -> pd.DataFrame:
-    """C1: objective per iteration of each variant in :data:`VARIANTS` at the Table-3 rho."""
-    frames = [run_mdlam(task, iterations=iterations, evaluate_every=0, seed=seed, **options)
+    """C1: the penalised objective after every epoch of each variant in :data:`VARIANTS` at the Table-3 rho
+    (no test pass)."""
+    train_only = task.without_test()
+    frames = [run_mdlam(train_only, iterations=iterations, options=options, seed=seed)
               .assign(variant=variant, dataset=task.name) for variant, options in VARIANTS.items()]
     return pd.concat(frames, ignore_index=True)
 
@@ -150,12 +142,12 @@ def at_eps_floor(history: pd.DataFrame) -> pd.Series:
     The first of these is the base: rises are counted from the second floor epoch, where the previous
     iterate lies in the same band (Lemma 2's setting).
     """
-    return history.loc[history["eps"] <= EPS_MIN, "objective"]
+    return history.loc[history["eps"] <= EPS_MIN, "penalty_objective"]
 
 
 def objective_fraction(history: pd.DataFrame) -> float:
     """Objective after the last epoch over that after the first (the paper's "epoch 0", spec §3)."""
-    return float(history["objective"].iloc[-1] / history["objective"].iloc[0])
+    return float(history["penalty_objective"].iloc[-1] / history["penalty_objective"].iloc[0])
 
 
 C1_IDS = {"monotone": {"cora": "C1.1", "citeseer": "C1.2"},
@@ -175,58 +167,35 @@ def convergence_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     for name, frame in runs.groupby("dataset"):
         by = {variant: run.sort_values("iteration") for variant, run in frame.groupby("variant")}
         accelerated = by[ACCELERATED]
-        values = {"monotone": largest_rise(accelerated["objective"]), "fraction": objective_fraction(accelerated),
-                  "acceleration": accelerated["objective"].iloc[-1] / by[PLAIN]["objective"].iloc[-1],
+        objective = accelerated["penalty_objective"]
+        values = {"monotone": largest_rise(objective), "fraction": objective_fraction(accelerated),
+                  "acceleration": objective.iloc[-1] / by[PLAIN]["penalty_objective"].iloc[-1],
                   "floor": largest_rise(at_eps_floor(accelerated))}
         found |= _declared(C1_IDS, name, values, {"epochs": int(frame["iteration"].max()), "dataset": name})
     return found
 
 
-def _init_normal(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Weights and biases ~ N(0, 0.1²), as mDLAM's initialisation."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
-    return model
-
-
 def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, evaluate_every: int = 5,
                         seed: int = 0) -> pd.DataFrame:
-    """C2: test accuracy per iteration of mDLAM, dlADMM (Table-3 rho) and the gradient baselines.
+    """C2: test accuracy of mDLAM, dlADMM (Table-3 rho) and the gradient baselines after every
+    ``evaluate_every``-th epoch and the last (the test pass costs as much as a large part of an mDLAM epoch).
 
-    mDLAM and dlADMM are evaluated every ``evaluate_every`` epochs and after the last (their test pass costs as
-    much as a large part of their epoch), the baselines after every epoch (``train.train_full_batch``).
-    The baselines use the Table-3 learning rates and mean-reduced cross-entropy (spec §5.8).
+    The baselines (:class:`~beyond_backprop.optim.gradient.TorchOptimizer`) use the Table-3 learning rates and
+    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a generator seeded with
+    ``seed`` (dlADMM's on the task's device, as it draws there).
     """
-    if evaluate_every < 1:
-        raise ValueError(f"invalid evaluate_every {evaluate_every!r}; expected >= 1")
-    frames = [run_mdlam(task, iterations=iterations, width=width, evaluate_every=evaluate_every, seed=seed)
-              .assign(method="mdlam")]
-    widths = [task.x_train.shape[1], width, width, task.classes]
-    dladmm = DLADMM(widths, rho=DLADMM_RHO)
-    state = dladmm.init(task.x_train, task.y_train, torch.Generator(device=task.x_train.device).manual_seed(seed))
-    tested: dict[int, float] = {}
-
-    def test(s) -> None:
-        if s.k % evaluate_every == 0 or s.k == iterations:
-            tested[s.k] = float((forward(s, task.x_test).argmax(dim=1) == task.y_test).float().mean())
-
-    _, history = dladmm.run(state, task.x_train, task.y_train, iterations, on_iteration=test)
-    frames.append(history.assign(method="dladmm", test_accuracy=history["iteration"].map(tested)))
+    problem = task.problem
+    solvers = {"mdlam": (mdlam_solver(task, width=width), "cpu"),
+               "dladmm": (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
     for method, rates in LEARNING_RATES.items():
-        model = _init_normal(models.mlp(widths), seed).to(task.x_train.device)
-        history = train.train_full_batch(
-            model, method, rates[task.name], train.Split(task.x_train, task.y_train),
-            {"test": train.Split(task.x_test, task.y_test)}, iterations=iterations, progress=False)
+        build = lambda _: models.mlp(task.widths(width))  # noqa: E731
+        solvers[method] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
+    frames = []
+    for method, (solver, generator_device) in solvers.items():
+        state = solver.init(problem, torch.Generator(device=generator_device).manual_seed(seed))
+        _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
-
-
-def final_accuracy(frame: pd.DataFrame, by: str) -> pd.Series:
-    """Test accuracy at the last iteration of each group in column ``by``."""
-    last = frame[frame["iteration"] == frame["iteration"].max()]
-    return last.set_index(by)["test_accuracy"].astype(float)
 
 
 C2_IDS = {"final": {"cora": "C2.1", "citeseer": "C2.2", "pubmed": "C2.3", "coauthor-cs": "C2.4"}, "baselines": {"cora": "C2.5", "citeseer": "C2.6"},
@@ -256,18 +225,18 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
     if repeats < 1:
         raise ValueError(f"invalid repeats {repeats!r}; expected >= 1")
     points = [("width", w, int(w), RHO[task.name]) for w in widths] + [("rho", r, 100, float(r)) for r in rhos]
-    prepared = []
+    problem, prepared = task.problem, []
     for sweep, value, width, rho in points:
-        solver = MDLAM([task.x_train.shape[1], width, width, task.classes], rho=rho, eps_min=EPS_MIN)
-        state = solver.init(task.x_train, task.onehot, torch.Generator().manual_seed(seed))
+        solver = mdlam_solver(task, width=width, rho=rho)
+        state = solver.init(problem, torch.Generator().manual_seed(seed))
         for _ in range(2):
-            state = solver.step(state, task.x_train, task.onehot)
+            state = solver.step(state, problem)
         prepared.append((sweep, value, solver, state))
     rows = []
     for repeat in range(repeats):
         for sweep, value, solver, state in prepared:
-            with Timer(task.x_train.device) as timer:
-                solver.step(state, task.x_train, task.onehot)
+            with Timer(problem.device) as timer:
+                solver.step(state, problem)
             rows.append({"dataset": task.name, "sweep": sweep, "value": value, "repeat": repeat,
                          "seconds": timer.seconds})
     return pd.DataFrame(rows)

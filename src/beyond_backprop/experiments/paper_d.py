@@ -1,14 +1,16 @@
 """Paper D (dlADMM, KDD 2019 and arXiv 2112.11619): the sweeps behind notebooks D1-D5.
 
-MLP experiments take an :class:`~beyond_backprop.data.ImageData` already on the device; every
-history has the columns ``iteration, seconds, objective, residual, rho, train_accuracy,
-test_accuracy`` plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs
+MLP experiments take an :class:`~beyond_backprop.data.ImageData` already on the device and run every
+method through :func:`~beyond_backprop.optim.solver.run_history`, so every history has the columns of
+:data:`~beyond_backprop.optim.solver.METRICS` (``iteration, seconds, train_loss``, the solver's own
+``lagrangian, residual, rho``, ``train_accuracy, test_accuracy``) plus the sweep's own columns. The ``d<N>_claims`` functions turn a notebook's runs
 into its claims' measured numbers, each with the setting it was measured at (:func:`record` files them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,9 @@ import torch
 
 from .. import data, fits, models, train
 from ..optim.admm_taylor import TaylorADMM
-from ..optim.dladmm import DLADMM, DLADMMGCN
+from ..optim.dladmm import DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions
+from ..optim.gradient import TorchOptimizer
+from ..optim.solver import Problem, Solver, Split, run_history
 from ..results import Measurement
 
 # KDD §5.1: learning rates of the full-batch baselines (GD on the summed loss, spec §6.10)
@@ -25,29 +29,43 @@ BASELINES = {"gd": 1e-6, "adagrad": 1e-3, "adadelta": 0.1, "adam": 1e-3}
 GCN_BASELINES = {"gd": 0.1, "adagrad": 1e-3, "adadelta": 1e-3, "adam": 1e-3}
 # weight decay mu per dataset in the official GCN code
 GCN_MU = {"cora": 0.0, "citeseer": 100.0, "pubmed": 0.0, "coauthor-cs": 10.0, "coauthor-physics": 10.0}
-# the code's form of the convergence runs: nu tied to rho, rho held fixed (spec §6.1)
-FIXED = {"nu": None, "rho_rule": "fixed"}
 # the paper's schedule first raises rho after this many iterations (KDD §5.1)
 SCHEDULE_STEP = 100
 # the datasets of D1/D2 in claim-id order (D4 follows data.GRAPH_DATASETS, the journal's five graphs)
 MLP_DATASETS = ("fashion-mnist", "mnist-subset")
 
 
-def run_dladmm(images: data.ImageData, widths: list[int], *, iterations: int, seed: int = 0,
-               **options) -> pd.DataFrame:
-    """dlADMM on ``images`` from a seeded initialisation; ``options`` go to :class:`DLADMM`."""
-    solver = DLADMM(widths, **options)
-    generator = torch.Generator(device=images.x_train.device).manual_seed(seed)
-    state = solver.init(images.x_train, images.y_train, generator)
-    _, history = solver.run(state, images.x_train, images.y_train, iterations,
-                            evaluate={"test": (images.x_test, images.y_test)})
+def fixed_rho(rho: float) -> DLADMMOptions:
+    """The code's form of the convergence runs (spec §6.1): the paper's solver with nu tied to a fixed ``rho``."""
+    return replace(PAPER, rho=rho, nu=None, rho_rule="fixed")
+
+
+def image_problem(images: data.ImageData, classes: int) -> Problem:
+    """The training images, and the test images as the split ``test``."""
+    return Problem(Split(images.x_train, images.y_train), {"test": Split(images.x_test, images.y_test)},
+                   classes=classes)
+
+
+def run_method(solver: Solver, problem: Problem, *, iterations: int, seed: int = 0,
+               evaluate_every: int = 1) -> pd.DataFrame:
+    """``solver`` from an initialisation drawn by a generator seeded with ``seed``, through :func:`run_history`."""
+    generator = torch.Generator(device=problem.device).manual_seed(seed)
+    _, history = run_history(solver, solver.init(problem, generator), problem, iterations,
+                             evaluate_every=evaluate_every)
     return history
 
 
-def convergence(images: data.ImageData, widths: list[int], variants: dict[str, dict], *, iterations: int,
-                seed: int = 0) -> pd.DataFrame:
-    """One dlADMM history per named variant (keyword options), stacked with a ``variant`` column."""
-    frames = [run_dladmm(images, widths, iterations=iterations, seed=seed, **options).assign(variant=name)
+def run_dladmm(images: data.ImageData, widths: list[int], options: DLADMMOptions = PAPER, *, iterations: int,
+               seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
+    """dlADMM with ``options`` on ``images`` from a seeded initialisation."""
+    return run_method(DLADMM(widths, options), image_problem(images, widths[-1]), iterations=iterations, seed=seed,
+                      evaluate_every=evaluate_every)
+
+
+def convergence(images: data.ImageData, widths: list[int], variants: Mapping[str, DLADMMOptions], *,
+                iterations: int, seed: int = 0) -> pd.DataFrame:
+    """One dlADMM history per named variant (its options), stacked with a ``variant`` column."""
+    frames = [run_dladmm(images, widths, options, iterations=iterations, seed=seed).assign(variant=name)
               for name, options in variants.items()]
     return pd.concat(frames, ignore_index=True)
 
@@ -75,34 +93,26 @@ def d1_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes:
         one, tiny = frame[frame["variant"] == "rho=1"], frame[frame["variant"] == "rho=1e-6"]
         at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
               "dataset": name}
-        values = (fraction_decreasing(one["objective"]), fraction_decreasing(one["residual"]),
-                  fraction_rising(tiny["objective"]))
+        values = (fraction_decreasing(one["lagrangian"]), fraction_decreasing(one["residual"]),
+                  fraction_rising(tiny["lagrangian"]))
         for number, value in enumerate(values, start=3 * offset + 1):
             out[f"D1.{number}"] = Measurement(value, at)
     return out
 
 
-def _seeded_mlp(widths: list[int], seed: int, device: torch.device) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return models.mlp(widths).to(device)
-
-
 def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations: int, seed: int = 0,
-                        taylor_rho: float = 1.0) -> pd.DataFrame:
-    """dlADMM (paper schedule), the four gradient baselines and Taylor's ADMM; a ``method`` column."""
-    frames = [run_dladmm(images, widths, iterations=iterations, seed=seed).assign(method="dlADMM")]
-    x, y = images.x_train, images.y_train
-    test = {"test": train.Split(images.x_test, images.y_test)}
+                        taylor_rho: float = 1.0, evaluate_every: int = 1) -> pd.DataFrame:
+    """dlADMM (:data:`PAPER`), the four gradient baselines (GD on the summed loss, spec §6.10) and Taylor's
+    ADMM, each from a generator seeded with ``seed``; a ``method`` column. ``evaluate_every``: see
+    :func:`run_history` (the last iteration is always evaluated)."""
+    solvers: dict[str, Solver] = {"dlADMM": DLADMM(widths, PAPER)}
     for name, lr in BASELINES.items():
-        history = train.train_full_batch(_seeded_mlp(widths, seed, x.device), name, lr, train.Split(x, y), test,
-                                         iterations=iterations, reduction="sum" if name == "gd" else "mean",
-                                         progress=False)
-        frames.append(history.assign(method=name))
-    taylor = TaylorADMM(widths, rho=taylor_rho)
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    _, history = taylor.run(taylor.init(x, y, generator), x, y, iterations,
-                            evaluate={"test": (images.x_test, images.y_test)})
-    frames.append(history.assign(method="ADMM (Taylor)"))
+        solvers[name] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
+                                       reduction="sum" if name == "gd" else "mean")
+    solvers["ADMM (Taylor)"] = TaylorADMM(widths, rho=taylor_rho)
+    problem = image_problem(images, widths[-1])
+    frames = [run_method(solver, problem, iterations=iterations, seed=seed, evaluate_every=evaluate_every)
+              .assign(method=name) for name, solver in solvers.items()]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -157,7 +167,8 @@ def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *
         subset = data.ImageData(images.name, images.x_train[:size], images.y_train[:size],
                                 images.x_test[:1], images.y_test[:1], images.source)
         net = [images.x_train.shape[1], width, width, classes]
-        history = run_dladmm(subset, net, iterations=iterations, seed=seed, rho=rho, subproblem=subproblem)
+        options = replace(PAPER, rho=rho, subproblem=subproblem)
+        history = run_dladmm(subset, net, options, iterations=iterations, seed=seed, evaluate_every=iterations)
         return float(history["seconds"].iloc[-1]) / iterations
 
     rows = [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
@@ -231,20 +242,21 @@ def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hi
     return out
 
 
-def rho_variants(iterations: int) -> dict[str, dict]:
-    """D5's runs: fixed rho in {1e-6, 1e-4, 1e-2, 1} (nu tied), the code's adaptive rule, and the paper's
-    schedule only when the run passes its first rho change (before it, it is fixed rho = nu = 1e-6)."""
-    variants = {f"rho={rho:g}": {"rho": rho, **FIXED} for rho in (1e-6, 1e-4, 1e-2, 1.0)}
+def rho_variants(iterations: int) -> dict[str, DLADMMOptions]:
+    """D5's runs: fixed rho in {1e-6, 1e-4, 1e-2, 1} (nu tied), the published code (:data:`OFFICIAL`, its
+    adaptive rule), and the paper's schedule only when the run passes its first rho change (before it, it
+    is fixed rho = nu = 1e-6)."""
+    variants = {f"rho={rho:g}": fixed_rho(rho) for rho in (1e-6, 1e-4, 1e-2, 1.0)}
     if iterations > SCHEDULE_STEP:
-        variants["paper schedule"] = {}
-    variants["code rule"] = {"nu": None, "rho_rule": "code", "z_last_init": "labels"}
+        variants["paper schedule"] = PAPER
+    variants["code rule"] = OFFICIAL
     return variants
 
 
 def d5_claims(frame: pd.DataFrame, *, width: int, train_size: int) -> dict[str, Measurement]:
     """D5.1: share of falling L_rho steps at rho = 1 minus at rho = 1e-6; D5.2: the paper schedule's
     final test accuracy minus the best fixed rho's (None when the schedule was not run)."""
-    decreasing = frame.sort_values("iteration").groupby("variant")["objective"].apply(fraction_decreasing)
+    decreasing = frame.sort_values("iteration").groupby("variant")["lagrangian"].apply(fraction_decreasing)
     final = final_accuracy(frame, "variant")
     fixed = final[[name for name in final.index if name.startswith("rho=")]]
     at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_size}

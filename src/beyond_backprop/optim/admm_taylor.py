@@ -9,16 +9,21 @@ Rows are samples; biases are included for parity with dlADMM (``ã = [a, 1]``). 
 Every block is solved globally: ``W_l`` by least squares (pseudo-inverse, robust to dead units), ``a_l`` by a
 Cholesky solve with ``βW^TW + γI``, hidden ``z_l`` elementwise, ``z_L`` by FISTA; then the Bregman
 step ``λ <- λ + β (z_L - m_L)``, skipped during the first ``warmup`` iterations.
+
+There is no ``PAPER``/``OFFICIAL`` options preset: Taylor et al.'s code (gitlab.umiacs.umd.edu/tomg/admm_nets)
+is not available and the dlADMM authors did not publish their adaptation (spec §5, §6.11), so there is no
+published code behaviour to reproduce; the spec's choices are the constructor's defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import pandas as pd
 import torch
 
-from .dladmm import cross_entropy_sum, record_run, update_z_last, update_z_relu
+from ..models import cross_entropy_sum, mlp_logits
+from .dladmm import update_z_last, update_z_relu
+from .solver import Problem, Split
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
@@ -37,7 +42,11 @@ class TaylorState:
 
 
 class TaylorADMM:
-    """Taylor et al.'s ADMM for the ReLU MLP ``widths``; ``rho`` is β = γ (1 in the dlADMM paper)."""
+    """Taylor et al.'s ADMM for the ReLU MLP ``widths``; ``rho`` is β = γ (1 in the dlADMM paper).
+
+    Implements the :class:`~beyond_backprop.optim.solver.Solver` contract; ``warmup`` steps run
+    without the multiplier update; weights start at N(0, init_std²) from the generator.
+    """
 
     def __init__(self, widths: list[int], *, rho: float = 1.0, warmup: int = 5, init_std: float = 0.1) -> None:
         if len(widths) < 2:
@@ -48,9 +57,10 @@ class TaylorADMM:
             raise ValueError(f"invalid warmup {warmup!r}; expected >= 0")
         self.widths, self.rho, self.warmup, self.init_std = list(widths), rho, warmup, init_std
 
-    def init(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> TaylorState:
-        """W ~ N(0, std²); z, a by the forward pass; ``λ = 0``."""
-        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device)
+    def init(self, problem: Problem, generator: torch.Generator) -> TaylorState:
+        """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``."""
+        x = problem.x
+        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device, dtype=x.dtype)
                    for m, n in zip(self.widths[:-1], self.widths[1:])]
         z, a, h = [], [], x
         for w in weights:
@@ -59,10 +69,11 @@ class TaylorADMM:
             a.append(h)
         return TaylorState(weights, z, a[:-1], torch.zeros_like(z[-1]))
 
-    def step(self, state: TaylorState, x: torch.Tensor, y: torch.Tensor) -> TaylorState:
+    def step(self, state: TaylorState, problem: Problem) -> TaylorState:
         """One forward pass of exact block updates and the Bregman step."""
+        x = problem.x
         s = replace(state, weights=list(state.weights), z=list(state.z), a=list(state.a))
-        beta, last, y1 = self.rho, len(s.weights) - 1, torch.nn.functional.one_hot(y, self.widths[-1]).float()
+        beta, last = self.rho, len(s.weights) - 1
         for l in range(last + 1):
             inputs = _with_ones(x if l == 0 else s.a[l - 1])
             s.weights[l] = (torch.linalg.pinv(inputs) @ s.z[l]).T
@@ -70,47 +81,37 @@ class TaylorADMM:
             if l < last:
                 s.z[l] = update_z_relu(m, s.a[l])
                 w, b = s.weights[l + 1][:, :-1], s.weights[l + 1][:, -1]
-                system = beta * w.T @ w + beta * torch.eye(w.shape[1], device=x.device)
+                system = beta * w.T @ w + beta * torch.eye(w.shape[1], device=x.device, dtype=x.dtype)
                 rhs = beta * (s.z[l + 1] - b) @ w + beta * torch.relu(s.z[l])
                 s.a[l] = torch.cholesky_solve(rhs.T, torch.linalg.cholesky(system)).T
             else:
-                s.z[l] = update_z_last(s.z[l], m - s.lam / (2 * beta), y1, 2 * beta)
+                s.z[l] = update_z_last(s.z[l], m - s.lam / (2 * beta), problem.onehot, 2 * beta)
         s.k += 1
         if s.k > self.warmup:
-            s.lam = s.lam + beta * self.residual_matrix(s, x)
+            s.lam = s.lam + beta * self.residual_matrix(s, problem)
         return s
 
-    def residual_matrix(self, s: TaylorState, x: torch.Tensor) -> torch.Tensor:
+    def residual_matrix(self, s: TaylorState, problem: Problem) -> torch.Tensor:
         """``z_L - ã_{L-1} W_L^T``."""
-        return s.z[-1] - _with_ones(x if len(s.weights) == 1 else s.a[-1]) @ s.weights[-1].T
+        return s.z[-1] - _with_ones(problem.x if len(s.weights) == 1 else s.a[-1]) @ s.weights[-1].T
 
-    def objective(self, s: TaylorState, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The objective of the module docstring."""
-        r = self.residual_matrix(s, x)
-        y1 = torch.nn.functional.one_hot(y, self.widths[-1]).float()
-        value = cross_entropy_sum(s.z[-1], y1) + (s.z[-1] * s.lam).sum() + self.rho * r.square().sum()
+    def lagrangian(self, s: TaylorState, problem: Problem) -> torch.Tensor:
+        """The objective of the module docstring, multiplier term included."""
+        r = self.residual_matrix(s, problem)
+        value = cross_entropy_sum(s.z[-1], problem.onehot) + (s.z[-1] * s.lam).sum() + self.rho * r.square().sum()
         for l in range(len(s.weights) - 1):
-            m = _with_ones(x if l == 0 else s.a[l - 1]) @ s.weights[l].T
+            m = _with_ones(problem.x if l == 0 else s.a[l - 1]) @ s.weights[l].T
             value = value + self.rho * ((s.a[l] - torch.relu(s.z[l])).square().sum() + (s.z[l] - m).square().sum())
         return value
 
-    def run(self, state: TaylorState, x: torch.Tensor, y: torch.Tensor, iterations: int,
-            evaluate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[TaylorState, pd.DataFrame]:
-        """History with dlADMM's columns ``iteration, seconds, objective, residual, rho, <split>_accuracy``."""
-        def measure(s: TaylorState) -> dict[str, torch.Tensor | float]:
-            accuracies = {f"{name}_accuracy": (predict(s, sx).argmax(1) == sy).float().mean()
-                          for name, (sx, sy) in {"train": (x, y), **(evaluate or {})}.items()}
-            return {"objective": self.objective(s, x, y), "residual": self.residual_matrix(s, x).square().sum(),
-                    "rho": self.rho, **accuracies}
+    def metrics(self, state: TaylorState, problem: Problem) -> dict[str, torch.Tensor]:
+        """``lagrangian``, ``residual`` (squared Frobenius norm) and ``rho``, as 0-d tensors."""
+        return {"lagrangian": self.lagrangian(state, problem),
+                "residual": self.residual_matrix(state, problem).square().sum(),
+                "rho": torch.tensor(float(self.rho), device=problem.device)}
 
-        return record_run(state, lambda s: self.step(s, x, y), measure, iterations, x.device)
-
-
-def predict(state: TaylorState, x: torch.Tensor) -> torch.Tensor:
-    """Logits of the plain network with the current weights."""
-    h = x
-    for l, w in enumerate(state.weights):
-        h = _with_ones(h) @ w.T
-        if l < len(state.weights) - 1:
-            h = torch.relu(h)
-    return h
+    @staticmethod
+    def logits(state: TaylorState, problem: Problem, split: Split) -> torch.Tensor:
+        """Logits of the plain network with the current weights on the scored rows of ``split``."""
+        out = mlp_logits([w[:, :-1] for w in state.weights], [w[:, -1] for w in state.weights], split.inputs)
+        return out if split.index is None else out[split.index]

@@ -1,8 +1,7 @@
 r"""dlADMM: deep learning ADMM (Wang, Yu, Chen, Zhao, KDD 2019), for an MLP of any depth.
 
-Rows are samples (``x`` is N×n_0, ``z_l`` and ``a_l`` are N×n_l, ``W_l`` is n_l×n_{l-1}); pass
-``layout="columns"`` to give ``x`` as n_0×N like the paper. The relaxed problem P2 and its
-augmented Lagrangian, with ``m_l = a_{l-1} W_l^T + b_l`` and ``r = z_L - m_L``:
+Rows are samples (``x`` is N×n_0, ``z_l`` and ``a_l`` are N×n_l, ``W_l`` is n_l×n_{l-1}; the paper
+writes the transposes). The relaxed problem P2 and its augmented Lagrangian, with ``m_l = a_{l-1} W_l^T + b_l`` and ``r = z_L - m_L``:
 
 .. math::
     L_\rho = R(z_L; y) + \tfrac{\nu}{2}\sum_{l<L}\big(\|z_l - m_l\|^2 + \|a_l - f(z_l)\|^2\big)
@@ -22,12 +21,15 @@ and each layer's product ``a_{l-1} W_l^T`` is kept current instead of recomputed
 (:mod:`.quadratic_blocks`): about four GEMMs per block update, no host sync until the end of a step.
 
 .. note::
-    The official code differs from the paper in ways exposed as options: ``nu=None`` ties ν to ρ
-    (code) instead of a fixed ν; ``rho_rule="code"`` multiplies ρ by 10 (capped at 0.1), and the
-    backtracking starts θ, τ by 10, when the training loss rose three iterations in a row, where
-    the paper's ``rho_rule="paper"`` multiplies ρ by 10 every 100 iterations; ``z_last_init="labels"``
-    starts ``z_L`` at ``2y - 1`` (code) instead of the forward pass; ``faithful=True`` restarts every
-    backtracking search at the global θ/τ (code) instead of half the last accepted value.
+    The official code differs from the paper in the switches of :class:`DLADMMOptions`; the preset
+    :data:`OFFICIAL` sets all of them, :data:`PAPER` none: ``nu=None`` ties ν to ρ instead of a fixed ν;
+    ``rho_rule="code"`` multiplies ρ by 10 (capped at 0.1), and the backtracking starts θ, τ by 10, when
+    the training loss rose three iterations in a row, where the paper's ``rho_rule="paper"`` multiplies
+    ρ by 10 every 100 iterations; ``z_last_init="labels"`` starts ``z_L`` at ``2y - 1`` instead of the
+    forward pass; ``faithful=True`` restarts every backtracking search at the global θ/τ instead of half
+    the last accepted value; ``fista_step=4`` is the code's z_L step; ``shared_init=True`` draws every
+    W and b from the same seed. Not reproduced: the code's backtracking has no cap on its trials
+    (here 60, then the block is kept), and its exp/log clamping (here a stable log-softmax).
 """
 
 from __future__ import annotations
@@ -36,22 +38,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import pandas as pd
 import torch
 
-from ..runtime import Timer
+from ..models import cross_entropy_sum, mlp_logits
 from .quadratic_blocks import MAX_TRIES, activation_step, weight_step
+from .solver import Problem, Split
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")
 SUBPROBLEMS = ("quadratic", "exact")
-LAYOUTS = ("rows", "columns")
 GCN_T0 = {"w1": 1.0, "w2": 1e-2, "z1": 1e-3}  # the code's initial backtracking constants
-
-
-def cross_entropy_sum(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy of logits ``z`` against one-hot ``y``, summed over rows."""
-    return -(y * torch.log_softmax(z, dim=1)).sum()
 
 
 def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
@@ -163,9 +159,58 @@ def update_a(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, w
     return a, float(t)
 
 
+@dataclass(frozen=True)
+class DLADMMOptions:
+    """Every switch of dlADMM (see the module docstring); :data:`PAPER` and :data:`OFFICIAL` are the presets.
+
+    Args:
+        rho: initial penalty ρ. nu: hidden penalty ν; ``None`` ties ν to ρ (code).
+        rho_rule: ``paper`` (ρ×10 every 100 iterations), ``code`` or ``fixed``.
+        faithful: restart backtracking at ``theta0``/``tau0`` every call (code) instead of half the last accepted t.
+        z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
+        subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
+        init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
+        shared_init: draw every W and b from the generator's state at ``init`` (the code resets seed 13
+            before each tensor) instead of one after the other.
+        theta0, tau0: initial backtracking constants of the W- and a-steps.
+        fista_step: step of the z_L FISTA (2 = 1/H for the cross-entropy; the code uses 4).
+    """
+
+    rho: float = 1e-6
+    nu: float | None = 1e-6
+    rho_rule: str = "paper"
+    faithful: bool = False
+    z_last_init: str = "forward"
+    subproblem: str = "quadratic"
+    init_std: float = 0.1
+    shared_init: bool = False
+    theta0: float = 1.0
+    tau0: float = 1.0
+    fista_step: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("rho", "init_std", "theta0", "tau0", "fista_step"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"invalid {name} {getattr(self, name)!r}; expected > 0")
+        if self.nu is not None and self.nu <= 0:
+            raise ValueError(f"invalid nu {self.nu!r}; expected > 0 or None")
+        for name, allowed in (("rho_rule", RHO_RULES), ("z_last_init", Z_LAST_INITS), ("subproblem", SUBPROBLEMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"invalid {name} {getattr(self, name)!r}; expected one of {allowed}")
+
+
+# KDD 2019 Algorithm 1: fixed nu = 1e-6, rho = 1e-6 raised x10 every 100 iterations; the forward pass starts z_L
+PAPER = DLADMMOptions()
+# the published code (spec §4): nu tied to rho, the adaptive rho rule, backtracking restarted at the global
+# theta/tau, z_L = 2y - 1, FISTA step 4, every tensor drawn from the same seed
+OFFICIAL = DLADMMOptions(nu=None, rho_rule="code", faithful=True, z_last_init="labels", fista_step=4.0,
+                         shared_init=True)
+
+
 @dataclass
 class DLADMMState:
-    """All blocks: ``weights[l]`` (n_l×n_{l-1}), ``biases[l]``, ``z[l]`` (N×n_l), ``a[l]`` (l < L), dual ``u``."""
+    """All blocks: ``weights[l]`` (n_l×n_{l-1}), ``biases[l]``, ``z[l]`` (N×n_l), ``a[l]`` (l < L; the output of
+    hidden layer l+1, never the input), dual ``u``."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
@@ -181,66 +226,49 @@ class DLADMMState:
 
 
 class DLADMM:
-    """dlADMM for the ReLU MLP ``widths = [n_0, ..., n_L]`` (see the module docstring).
+    """dlADMM for the ReLU MLP ``widths = [n_0, ..., n_L]`` (see the module docstring), through the solver contract.
 
-    Args:
-        rho: initial penalty ρ (1e-6). nu: hidden penalty ν (1e-6); ``None`` ties ν to ρ (code).
-        rho_rule: ``paper`` (ρ×10 every 100 iterations), ``code`` or ``fixed``.
-        faithful: restart backtracking at ``theta0``/``tau0`` every call (code).
-        z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
-        subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
-        layout: ``rows`` (x is N×n_0) or ``columns`` (n_0×N).
-        init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
+    ``DLADMM(widths)`` runs :data:`PAPER`; ``DLADMM(widths, OFFICIAL)`` the published code;
+    keyword overrides replace single switches, e.g. ``DLADMM(widths, OFFICIAL, rho=1.0)``.
     """
 
-    def __init__(self, widths: list[int], *, rho: float = 1e-6, nu: float | None = 1e-6, rho_rule: str = "paper",
-                 faithful: bool = False, z_last_init: str = "forward", subproblem: str = "quadratic",
-                 layout: str = "rows", init_std: float = 0.1, theta0: float = 1.0, tau0: float = 1.0,
-                 fista_step: float = 2.0) -> None:
+    def __init__(self, widths: list[int], options: DLADMMOptions = PAPER, **overrides) -> None:
         if len(widths) < 2 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least two positive widths")
-        if rho <= 0:
-            raise ValueError(f"invalid rho {rho!r}; expected > 0")
-        if nu is not None and nu <= 0:
-            raise ValueError(f"invalid nu {nu!r}; expected > 0 or None")
-        for name, value, allowed in (("rho_rule", rho_rule, RHO_RULES), ("z_last_init", z_last_init, Z_LAST_INITS),
-                                     ("subproblem", subproblem, SUBPROBLEMS), ("layout", layout, LAYOUTS)):
-            if value not in allowed:
-                raise ValueError(f"invalid {name} {value!r}; expected one of {allowed}")
-        self.widths, self.rho0, self.nu, self.rho_rule = list(widths), rho, nu, rho_rule
-        self.faithful, self.z_last_init, self.exact = faithful, z_last_init, subproblem == "exact"
-        self.layout, self.init_std, self.theta0, self.tau0, self.fista_step = layout, init_std, theta0, tau0, fista_step
+        self.widths, self.options = list(widths), replace(options, **overrides)
 
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        return x.T if self.layout == "columns" else x
-
-    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(y, self.widths[-1]).to(torch.float32)
-
-    def init(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> DLADMMState:
+    def init(self, problem: Problem, generator: torch.Generator) -> DLADMMState:
         """W, b ~ N(0, std²); z, a by the forward pass; ``z_L`` per ``z_last_init``; ``u = 0``."""
-        x = self._rows(x)
-        dev = x.device
-        weights = [self.init_std * torch.randn(n, m, generator=generator, device=dev)
-                   for m, n in zip(self.widths[:-1], self.widths[1:])]
-        biases = [self.init_std * torch.randn(n, generator=generator, device=dev) for n in self.widths[1:]]
+        opts, x = self.options, problem.x
+        start = generator.get_state()
+
+        def draw(*shape: int) -> torch.Tensor:
+            if opts.shared_init:
+                generator.set_state(start)
+            return opts.init_std * torch.randn(*shape, generator=generator, device=x.device, dtype=x.dtype)
+
+        weights, biases = [], []
+        for m, n in zip(self.widths[:-1], self.widths[1:]):
+            weights.append(draw(n, m))
+        for n in self.widths[1:]:
+            biases.append(draw(n))
         z, a, h = [], [], x
         for w, b in zip(weights, biases):
             z.append(h @ w.T + b)
             h = torch.relu(z[-1])
             a.append(h)
-        if self.z_last_init == "labels":
-            z[-1] = 2.0 * self._onehot(y) - 1.0
+        if opts.z_last_init == "labels":
+            z[-1] = 2.0 * problem.onehot - 1.0
         layers = len(weights)
-        return DLADMMState(weights, biases, z, a[:-1], torch.zeros_like(z[-1]), self.rho0,
-                           [self.theta0] * layers, [self.tau0] * layers)
+        return DLADMMState(weights, biases, z, a[:-1], torch.zeros_like(z[-1]), opts.rho,
+                           [opts.theta0] * layers, [opts.tau0] * layers)
 
     def _nu(self, state: DLADMMState) -> float:
-        return state.rho if self.nu is None else self.nu
+        return state.rho if self.options.nu is None else self.options.nu
 
     def _start(self, s: DLADMMState, previous: torch.Tensor, base: float) -> torch.Tensor | float:
         base = base * s.boost
-        return base if self.faithful else torch.clamp(previous / 2.0, min=base)
+        return base if self.options.faithful else torch.clamp(previous / 2.0, min=base)
 
     def _target(self, s: DLADMMState, l: int) -> tuple[torch.Tensor, float]:
         """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, as a new tensor."""
@@ -254,12 +282,12 @@ class DLADMM:
 
     def _w(self, s: DLADMMState, x: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
         a_prev, (target, weight) = self._input(s, x, l), self._target(s, l)
-        if self.exact:
+        if self.options.subproblem == "exact":
             s.weights[l] = exact_w(a_prev, target)
             products[l] = a_prev @ s.weights[l].T
             return
         s.weights[l], products[l], s.theta[l] = weight_step(s.weights[l], a_prev, products[l], target, weight,
-                                                            self._start(s, s.theta[l], self.theta0))
+                                                            self._start(s, s.theta[l], self.options.theta0))
 
     def _b(self, s: DLADMMState, products: list[torch.Tensor], l: int) -> None:
         s.biases[l] = s.z[l].mean(dim=0) - products[l].mean(dim=0)
@@ -269,27 +297,27 @@ class DLADMM:
     def _z(self, s: DLADMMState, y1: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
         m = products[l] + s.biases[l]
         if l == len(s.weights) - 1:
-            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), y1, s.rho, step=self.fista_step)
+            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), y1, s.rho, step=self.options.fista_step)
         else:
             s.z[l] = update_z_relu(m, s.a[l])
 
     def _a(self, s: DLADMMState, products: list[torch.Tensor], l: int) -> None:
         (target, weight_next), h = self._target(s, l + 1), torch.relu(s.z[l])
-        if self.exact:
+        if self.options.subproblem == "exact":
             s.a[l] = exact_a(s.weights[l + 1], target, weight_next, h, self._nu(s))
             products[l + 1] = s.a[l] @ s.weights[l + 1].T
             return
         s.a[l], products[l + 1], s.tau[l] = activation_step(s.a[l], s.weights[l + 1], products[l + 1], target,
                                                             weight_next, h, self._nu(s),
-                                                            self._start(s, s.tau[l], self.tau0))
+                                                            self._start(s, s.tau[l], self.options.tau0))
 
-    def step(self, state: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> DLADMMState:
+    def step(self, state: DLADMMState, problem: Problem) -> DLADMMState:
         """One backward sweep, one forward sweep and the dual step (Alg. 1); returns a new state.
 
         Each layer's product ``a_{l-1} W_l^T`` is computed once and then kept current by the block
         updates (see :mod:`.quadratic_blocks`); the step sizes stay on the device until the end.
         """
-        x, y1 = self._rows(x), self._onehot(y)
+        x, y1 = problem.x, problem.onehot
         s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
                     a=list(state.a), losses=list(state.losses))
         s.theta, s.tau = ([torch.full((), t, dtype=torch.float64, device=x.device) for t in ts]
@@ -316,14 +344,14 @@ class DLADMM:
         steps = torch.stack(s.theta + s.tau).tolist()  # the one host sync of the step
         s.theta, s.tau = steps[:len(s.theta)], steps[len(s.theta):]
         s.k += 1
-        self._adapt(s, x, y)
+        self._adapt(s, problem)
         return s
 
-    def _adapt(self, s: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.rho_rule == "paper" and s.k % 100 == 0:
+    def _adapt(self, s: DLADMMState, problem: Problem) -> None:
+        if self.options.rho_rule == "paper" and s.k % 100 == 0:
             s.rho *= 10.0
-        elif self.rho_rule == "code":
-            loss = torch.nn.functional.cross_entropy(forward(s, x), y)
+        elif self.options.rho_rule == "code":
+            loss = torch.nn.functional.cross_entropy(mlp_logits(s.weights, s.biases, problem.x), problem.y)
             s.losses.append(float(loss))
             recent = s.losses[-4:]
             if len(recent) == 4 and recent[0] < recent[1] < recent[2] < recent[3]:
@@ -331,62 +359,31 @@ class DLADMM:
                 if min(self.widths[1:-1], default=0) >= 100:
                     s.boost *= 10.0
 
-    def residual_matrix(self, s: DLADMMState, x: torch.Tensor) -> torch.Tensor:
-        """``r = z_L - a_{L-1} W_L^T - b_L`` (rows layout)."""
-        return s.z[-1] - self._input(s, x, len(s.weights) - 1) @ s.weights[-1].T - s.biases[-1]
+    def residual_matrix(self, s: DLADMMState, problem: Problem) -> torch.Tensor:
+        """``r = z_L - a_{L-1} W_L^T - b_L``."""
+        return s.z[-1] - self._input(s, problem.x, len(s.weights) - 1) @ s.weights[-1].T - s.biases[-1]
 
-    def lagrangian(self, s: DLADMMState, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def lagrangian(self, s: DLADMMState, problem: Problem) -> torch.Tensor:
         """The augmented Lagrangian ``L_rho`` of the module docstring."""
-        x = self._rows(x)
-        r = self.residual_matrix(s, x)
-        value = cross_entropy_sum(s.z[-1], self._onehot(y)) + (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
+        x, r = problem.x, self.residual_matrix(s, problem)
+        value = cross_entropy_sum(s.z[-1], problem.onehot) + (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
         for l in range(len(s.weights) - 1):
             m = self._input(s, x, l) @ s.weights[l].T + s.biases[l]
             value = value + 0.5 * self._nu(s) * ((s.z[l] - m).square().sum()
                                                  + (s.a[l] - torch.relu(s.z[l])).square().sum())
         return value
 
-    def run(self, state: DLADMMState, x: torch.Tensor, y: torch.Tensor, iterations: int,
-            evaluate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-            on_iteration: Callable[[DLADMMState], None] | None = None) -> tuple[DLADMMState, pd.DataFrame]:
-        """``iterations`` steps; history columns ``iteration, seconds, objective, residual, rho,
-        <split>_accuracy`` (``train`` and each of ``evaluate``); time excludes the evaluation."""
-        rows = self._rows
+    def metrics(self, state: DLADMMState, problem: Problem) -> dict[str, torch.Tensor]:
+        """``lagrangian`` (L_rho), ``residual`` (``||r||^2``) and ``rho``, after the step."""
+        return {"lagrangian": self.lagrangian(state, problem),
+                "residual": self.residual_matrix(state, problem).square().sum(),
+                "rho": torch.tensor(state.rho, dtype=torch.float64)}
 
-        def measure(s: DLADMMState) -> dict[str, torch.Tensor | float]:
-            accuracies = {f"{name}_accuracy": (forward(s, rows(sx)).argmax(1) == sy).float().mean()
-                          for name, (sx, sy) in {"train": (x, y), **(evaluate or {})}.items()}
-            return {"objective": self.lagrangian(s, x, y), "residual": self.residual_matrix(s, rows(x)).square().sum(),
-                    "rho": s.rho, **accuracies}
-
-        return record_run(state, lambda s: self.step(s, x, y), measure, iterations, x.device, on_iteration)
-
-
-def record_run(state, step: Callable, measure: Callable[..., dict], iterations: int, device: torch.device,
-               on_iteration: Callable | None = None) -> tuple[object, pd.DataFrame]:
-    """Apply ``step`` ``iterations`` times, timing only the steps; one history row per iteration:
-    ``iteration`` (``state.k``), cumulative ``seconds``, then ``measure(state)`` (not timed)."""
-    rows, elapsed = [], 0.0
-    for _ in range(iterations):
-        with Timer(device) as timer:
-            state = step(state)
-        elapsed += timer.seconds
-        with torch.no_grad():
-            values = measure(state)
-        rows.append({"iteration": state.k, "seconds": elapsed, **{k: float(v) for k, v in values.items()}})
-        if on_iteration is not None:
-            on_iteration(state)
-    return state, pd.DataFrame(rows)
-
-
-def forward(state: DLADMMState, x: torch.Tensor) -> torch.Tensor:
-    """Logits of the plain network with the current ``(W, b)`` for rows ``x``."""
-    h = x
-    for l, (w, b) in enumerate(zip(state.weights, state.biases)):
-        h = h @ w.T + b
-        if l < len(state.weights) - 1:
-            h = torch.relu(h)
-    return h
+    @staticmethod
+    def logits(state: DLADMMState, problem: Problem, split: Split) -> torch.Tensor:
+        """Logits of the plain network with the current ``(W, b)`` on the scored rows of ``split``."""
+        out = mlp_logits(state.weights, state.biases, split.inputs)
+        return out if split.index is None else out[split.index]
 
 
 @dataclass

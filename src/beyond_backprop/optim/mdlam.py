@@ -24,27 +24,34 @@ The safeguard compares the block-local terms of ``F`` after the candidate update
 previous iterate ``X^k``; the indicator of the ε-band is left out (every z- and a-step is feasible by
 construction).
 
-.. note::
-    ``official_code=True`` reproduces the published ``mDLAM.py``: its extrapolation adds zero and its
-    safeguard recomputes from the same point, so it runs plain alternating minimisation; the weight
-    decay is linearised in the W-step; the layer-2 bias is never updated; ``z_L`` starts at ``2y - 1``.
-    The code's monitored objective counts the decay twice (``mu ||W||^2``); :meth:`MDLAM.objective` counts
-    it once in both modes.
+Two presets of :class:`MDLAMOptions` name what a run does beyond its hyperparameters:
+
+- :data:`PAPER`: Algorithm 1 as written (Nesterov extrapolation with the monotone safeguard), the
+  closed-form W-step with the decay, every bias updated, ``z_L`` from the forward pass and solved by
+  fixed-step gradient descent (monotone by the descent lemma).
+- :data:`OFFICIAL`: the published ``mDLAM.py`` in full. Its extrapolation adds zero and its safeguard
+  recomputes from the same point, so it runs plain alternating minimisation; the weight decay is
+  linearised in the W-step; the layer-2 bias is never updated; ``z_L`` starts at ``2y - 1`` and is
+  solved by the code's accelerated proximal-gradient loop (:func:`update_z_last_fista`).
+
+The code's monitored objective counts the decay twice (``mu ||W||^2``); :meth:`MDLAM.objective` counts
+it once in both presets. The code's softmax has no max-shift and adds 1e-10 inside the logarithm; this
+module uses the stable ``log_softmax`` in every preset.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import pandas as pd
 import torch
 
-from ..runtime import Timer
-from .dladmm import forward
+from ..models import cross_entropy_sum, mlp_logits
+from .solver import Problem, Split
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
+FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
 Block = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -57,11 +64,6 @@ def nesterov_weight(s: float) -> tuple[float, float]:
 def penalty(z: torch.Tensor, a_prev: torch.Tensor, w: torch.Tensor, b: torch.Tensor, rho: float) -> torch.Tensor:
     """``phi = rho/2 ||z - a_prev W^T - b||^2``."""
     return 0.5 * rho * (z - a_prev @ w.T - b).square().sum()
-
-
-def cross_entropy_sum(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy of logits ``z`` against one-hot ``y``, summed over rows."""
-    return -(y * torch.log_softmax(z, dim=1)).sum()
 
 
 def _first_passing(passed: torch.Tensor, values: torch.Tensor, fallback: float) -> torch.Tensor:
@@ -125,6 +127,30 @@ def update_z_last(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: fl
     return z
 
 
+def update_z_last_fista(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: float,
+                        step: float = FISTA_STEP, tolerance: float = FISTA_TOLERANCE,
+                        iterations: int = FISTA_ITERATIONS) -> torch.Tensor:
+    """Eq (5) by the official code's ``update_zl``: accelerated proximal gradient from ``z0``.
+
+    A gradient step of size ``step`` on the cross-entropy, then the exact prox of ``rho/2 ||z - m||^2``:
+    ``zeta = (rho m + (z - step (softmax(z) - y)) / step) / (rho + 1/step)``, and the momentum point
+    ``z = (1 - gamma) zeta + gamma zeta_prev`` with the FISTA ``gamma``. It stops when the objective at
+    the momentum point changed by less than ``tolerance`` or after ``iterations`` steps (one host
+    sync each). ``step = 4`` is twice ``1/L`` of the cross-entropy, as in the code.
+    """
+    z, zeta, lam, previous = z0, z0, 1.0, math.inf
+    for _ in range(iterations):
+        value = float(cross_entropy_sum(z, y) + 0.5 * rho * (z - m).square().sum())
+        if abs(value - previous) < tolerance:
+            break
+        previous, lam_next = value, (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        gamma, lam = (1.0 - lam) / lam_next, lam_next
+        zeta_prev = zeta
+        zeta = (rho * m + (z - step * (torch.softmax(z, dim=1) - y)) / step) / (rho + 1.0 / step)
+        z = (1.0 - gamma) * zeta + gamma * zeta_prev
+    return z
+
+
 def update_a(
     a_bar: torch.Tensor, z: torch.Tensor, w_next: torch.Tensor, b_next: torch.Tensor, z_next: torch.Tensor, *,
     rho: float, eps: float,
@@ -148,9 +174,56 @@ def update_a(
     return torch.where(passed.any(), candidates[first], torch.clamp(a_bar, low, high))
 
 
+Z_LAST_INITS = ("forward", "labels")
+Z_LAST_SOLVERS = ("gradient", "fista")
+
+
+@dataclass(frozen=True)
+class MDLAMOptions:
+    """What an mDLAM run does beyond its hyperparameters; :data:`PAPER` and :data:`OFFICIAL` are the presets.
+
+    Attributes:
+        accelerate: Nesterov extrapolation with the monotone safeguard (Alg. 1); off, plain alternating
+            minimisation (the paper's DLAM, and what the official code runs).
+        linearize_decay: the W-step linearises the weight decay too (code) instead of the closed form.
+        update_all_biases: update every bias; ``False`` never updates the layer-2 bias (code).
+        z_last_init: ``forward`` (the forward pass) or ``labels`` (``2y - 1``, code).
+        z_last_solver: ``gradient`` (``z_steps`` fixed steps of size ``1/(1/2 + rho)``) or ``fista``
+            (:func:`update_z_last_fista`, code).
+        z_steps: steps of the ``gradient`` solver.
+    """
+
+    accelerate: bool = True
+    linearize_decay: bool = False
+    update_all_biases: bool = True
+    z_last_init: str = "forward"
+    z_last_solver: str = "gradient"
+    z_steps: int = 50
+
+    def __post_init__(self) -> None:
+        if self.z_last_init not in Z_LAST_INITS:
+            raise ValueError(f"invalid z_last_init {self.z_last_init!r}; expected one of {', '.join(Z_LAST_INITS)}")
+        if self.z_last_solver not in Z_LAST_SOLVERS:
+            raise ValueError(f"invalid z_last_solver {self.z_last_solver!r}; "
+                             f"expected one of {', '.join(Z_LAST_SOLVERS)}")
+        if self.z_steps < 1:
+            raise ValueError(f"invalid z_steps {self.z_steps!r}; expected >= 1")
+
+
+PAPER = MDLAMOptions()
+OFFICIAL = MDLAMOptions(accelerate=False, linearize_decay=True, update_all_biases=False, z_last_init="labels",
+                        z_last_solver="fista")
+
+
 @dataclass(frozen=True)
 class MDLAMState:
-    """All blocks (``z`` and ``a`` indexed by layer; ``a[0]`` is the input), the previous iterate, and scalars."""
+    """All blocks, the previous iterate, and scalars.
+
+    ``z[l]`` is the pre-activation of layer l+1 (l = 0..L-1) and ``a[l]`` the output of hidden layer l+1
+    (l = 0..L-2): the input is not in ``a``, as in :class:`~beyond_backprop.optim.dladmm.DLADMMState`.
+    ``eps`` is the band half-width the current iterate satisfies, the one used in the last step
+    (``eps0`` before the first).
+    """
 
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor, ...]
@@ -162,24 +235,22 @@ class MDLAMState:
     eps: float
     s: float = 0.0
     k: int = 0
-    fallbacks: int = 0  # safeguarded (non-extrapolated) steps taken in the last iteration
+    fallbacks: int = 0  # safeguarded (non-extrapolated) block updates in the last step
 
 
 class MDLAM:
-    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` with ReLU hidden layers, full batch.
+    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` with ReLU hidden layers, full batch (a :class:`Solver`).
 
     Args:
         widths: layer sizes, e.g. ``[d, 100, 100, C]``.
         rho: penalty weight (Table 3: Cora 1e-3, Citeseer 5e-3).
         eps0: initial band half-width (100); halved after each iteration down to ``eps_min`` (1e-3).
         mu: weight decay of the official code (0.05).
-        accelerate: Nesterov extrapolation with the monotone safeguard (the paper's mDLAM).
-        official_code: reproduce the published code's behaviour (see the module note); implies no acceleration.
-        z_steps: gradient steps of the ``z_L`` subproblem per iteration.
+        options: :data:`PAPER` (default) or :data:`OFFICIAL`, or any :class:`MDLAMOptions`.
     """
 
     def __init__(self, widths: list[int], *, rho: float = 1e-3, eps0: float = 100.0, eps_min: float = 1e-3,
-                 mu: float = 0.05, accelerate: bool = True, official_code: bool = False, z_steps: int = 50) -> None:
+                 mu: float = 0.05, options: MDLAMOptions = PAPER) -> None:
         if len(widths) < 3 or any(int(w) < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least three positive sizes")
         if rho <= 0:
@@ -188,34 +259,34 @@ class MDLAM:
             raise ValueError(f"invalid eps0 {eps0!r} and eps_min {eps_min!r}; expected eps0 >= eps_min > 0")
         if mu < 0:
             raise ValueError(f"invalid mu {mu!r}; expected >= 0")
-        if z_steps < 1:
-            raise ValueError(f"invalid z_steps {z_steps!r}; expected >= 1")
-        if official_code and accelerate:
-            raise ValueError("invalid accelerate=True with official_code=True; the official code never extrapolates")
         self.widths, self.rho, self.eps0, self.eps_min, self.mu = list(widths), rho, eps0, eps_min, mu
-        self.accelerate, self.official_code, self.z_steps = accelerate, official_code, z_steps
+        self.options = options
 
-    def init(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MDLAMState:
-        """W, b ~ N(0, 0.1^2) (drawn on CPU); z, a from a forward pass; ``z_L = 2y - 1`` in official-code mode."""
+    def init(self, problem: Problem, generator: torch.Generator) -> MDLAMState:
+        """W, b ~ N(0, 0.1^2) drawn from ``generator`` (weights, then biases); z, a from a forward pass;
+        ``z_L = 2y - 1`` with ``z_last_init="labels"``."""
+        x, y = problem.x, problem.onehot
         if x.shape[1] != self.widths[0] or y.shape[1] != self.widths[-1]:
-            raise ValueError(f"invalid data shapes {tuple(x.shape)}, {tuple(y.shape)}; expected widths {self.widths}")
+            raise ValueError(f"invalid problem: {x.shape[1]} features and {y.shape[1]} classes; "
+                             f"expected widths {self.widths}")
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
         weights = tuple(0.1 * torch.randn(o, i, generator=generator).to(x.device) for i, o in pairs)
         biases = tuple(0.1 * torch.randn(o, generator=generator).to(x.device) for _, o in pairs)
-        z, a = [], [x]
+        z, a = [], []
         for w, b in zip(weights, biases):
-            z.append(a[-1] @ w.T + b)
+            z.append((a[-1] if a else x) @ w.T + b)
             a.append(torch.relu(z[-1]))
-        if self.official_code:
+        if self.options.z_last_init == "labels":
             z[-1] = 2 * y - 1
         a = tuple(a[:-1])
         return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.eps0)
 
-    def objective(self, state: MDLAMState, y: torch.Tensor) -> torch.Tensor:
+    def objective(self, state: MDLAMState, problem: Problem) -> torch.Tensor:
         """``F`` (without the band indicator) as a 0-d tensor."""
-        terms = [cross_entropy_sum(state.z[-1], y)]
+        terms = [cross_entropy_sum(state.z[-1], problem.onehot)]
         for l, (w, b) in enumerate(zip(state.weights, state.biases)):
-            terms.append(penalty(state.z[l], state.a[l], w, b, self.rho) + 0.5 * self.mu * w.square().sum())
+            a_prev = problem.x if l == 0 else state.a[l - 1]
+            terms.append(penalty(state.z[l], a_prev, w, b, self.rho) + 0.5 * self.mu * w.square().sum())
         return torch.stack(terms).sum()
 
     @staticmethod
@@ -227,21 +298,27 @@ class MDLAM:
             return candidate, 0
         return step(current), 1
 
-    def step(self, state: MDLAMState, x: torch.Tensor, y: torch.Tensor) -> MDLAMState:
-        """One forward sweep ``W_l → b_l → z_l → a_l`` for l = 1..L, then halve eps."""
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"invalid batch: {x.shape[0]} inputs and {y.shape[0]} targets")
-        omega, s_next = nesterov_weight(state.s) if self.accelerate else (0.0, state.s)
+    def _z_last(self, start: torch.Tensor, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.options.z_last_solver == "fista":
+            return update_z_last_fista(start, m, y, rho=self.rho)
+        return update_z_last(start, m, y, rho=self.rho, steps=self.options.z_steps)
+
+    def step(self, state: MDLAMState, problem: Problem) -> MDLAMState:
+        """One forward sweep ``W_l → b_l → z_l → a_l`` for l = 1..L with the band halved after the previous step."""
+        x, y, options = problem.x, problem.onehot, self.options
+        omega, s_next = nesterov_weight(state.s) if options.accelerate else (0.0, state.s)
         omega = max(omega, 0.0)  # w_0 = -1 multiplies X^0 - X^{-1} = 0
         check = omega > 0  # the safeguard only matters when the point was extrapolated
-        rho, mu, eps = self.rho, self.mu, state.eps
-        weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), [x, *state.a[1:]]
+        rho, mu = self.rho, self.mu
+        eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.eps_min)
+        weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
         last, fallbacks = len(weights) - 1, 0
         for l in range(last + 1):
-            a_prev = a[l]
+            a_prev = x if l == 0 else a[l - 1]
 
             def w_step(w_bar, l=l, a_prev=a_prev):
-                return update_w(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu, linearize_decay=self.official_code)
+                return update_w(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu,
+                                linearize_decay=options.linearize_decay)
 
             def w_local(w, l=l, a_prev=a_prev):
                 return penalty(z[l], a_prev, w, biases[l], rho) + 0.5 * mu * w.square().sum()
@@ -249,12 +326,12 @@ class MDLAM:
             w_bar = weights[l] + omega * (weights[l] - state.previous_weights[l])
             weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, check)
             fallbacks += used
-            if not (self.official_code and l == 1):
+            if options.update_all_biases or l != 1:
                 biases[l] = update_b(z[l], a_prev, weights[l])
             m = a_prev @ weights[l].T + biases[l]
             if l < last:
-                z[l] = update_z_hidden(m, a[l + 1], eps)
-                a_bar = a[l + 1] + omega * (a[l + 1] - state.previous_a[l + 1])
+                z[l] = update_z_hidden(m, a[l], eps)
+                a_bar = a[l] + omega * (a[l] - state.previous_a[l])
 
                 def a_step(start, l=l):
                     return update_a(start, z[l], weights[l + 1], biases[l + 1], z[l + 1], rho=rho, eps=eps)
@@ -262,58 +339,37 @@ class MDLAM:
                 def a_local(value, l=l):
                     return penalty(z[l + 1], value, weights[l + 1], biases[l + 1], rho)
 
-                a[l + 1], used = self._safeguarded(a_bar, a[l + 1], a_step, a_local, check)
+                a[l], used = self._safeguarded(a_bar, a[l], a_step, a_local, check)
                 fallbacks += used
             else:
                 z_bar = z[l] + omega * (z[l] - state.previous_z_last)
 
-                def z_step(start, m=m):
-                    return update_z_last(start, m, y, rho=rho, steps=self.z_steps)
-
                 def z_local(value, m=m):
                     return cross_entropy_sum(value, y) + 0.5 * rho * (value - m).square().sum()
 
-                z[l], used = self._safeguarded(z_bar, z[l], z_step, z_local, check)
+                z[l], used = self._safeguarded(z_bar, z[l], lambda start, m=m: self._z_last(start, m, y), z_local,
+                                               check)
                 fallbacks += used
         return replace(
             state, weights=tuple(weights), biases=tuple(biases), z=tuple(z), a=tuple(a),
             previous_weights=state.weights, previous_z_last=state.z[-1], previous_a=state.a,
-            eps=max(eps / 2.0, self.eps_min), s=s_next, k=state.k + 1, fallbacks=fallbacks,
+            eps=eps, s=s_next, k=state.k + 1, fallbacks=fallbacks,
         )
 
     @staticmethod
-    def predict(state: MDLAMState, x: torch.Tensor) -> torch.Tensor:
-        """Logits of the feed-forward network with the current weights and biases (dlADMM's ``forward``)."""
-        return forward(state, x)
-
-    def violation(self, state: MDLAMState) -> torch.Tensor:
+    def violation(state: MDLAMState) -> torch.Tensor:
         """``sum_l ||a_l - relu(z_l)||^2`` over the hidden layers."""
-        return sum((a - torch.relu(z)).square().sum() for a, z in zip(state.a[1:], state.z[:-1]))
+        return torch.stack([(a - torch.relu(z)).square().sum() for a, z in zip(state.a, state.z[:-1])]).sum()
 
-    def run(
-        self, state: MDLAMState, x: torch.Tensor, y: torch.Tensor, iterations: int,
-        evaluate: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> tuple[MDLAMState, pd.DataFrame]:
-        """``iterations`` steps; one row each (metrics after the step, timing of the step only).
+    def metrics(self, state: MDLAMState, problem: Problem) -> dict[str, torch.Tensor]:
+        """``penalty_objective`` (F), ``violation``, ``eps`` (the band of the last step) and ``fallbacks``."""
+        objective = self.objective(state, problem)
+        return {"penalty_objective": objective, "violation": self.violation(state),
+                "eps": torch.tensor(state.eps, dtype=torch.float64),
+                "fallbacks": torch.tensor(float(state.fallbacks), dtype=torch.float64)}
 
-        Columns: ``iteration, seconds`` (cumulative), ``objective, violation``, ``eps`` (used in the step), ``fallbacks`` and
-        ``<split>_accuracy`` for ``train`` and each ``evaluate`` split (inputs, integer labels).
-        """
-        if iterations < 1:
-            raise ValueError(f"invalid iterations {iterations!r}; expected >= 1")
-        splits = {"train": (x, y.argmax(dim=1)), **(evaluate or {})}
-        records, metrics, elapsed = [], [], 0.0
-        for _ in range(iterations):
-            eps = state.eps
-            with Timer(x.device) as timer:
-                state = self.step(state, x, y)
-            elapsed += timer.seconds
-            accuracies = [(self.predict(state, inputs).argmax(dim=1) == labels).float().mean()
-                          for inputs, labels in splits.values()]
-            metrics.append(torch.stack([self.objective(state, y), self.violation(state), *accuracies]))
-            records.append({"iteration": state.k, "seconds": elapsed, "eps": eps, "fallbacks": state.fallbacks})
-        history = pd.DataFrame(records)
-        table = torch.stack(metrics).cpu().numpy()
-        for column, name in enumerate(["objective", "violation", *(f"{s}_accuracy" for s in splits)]):
-            history[name] = table[:, column]
-        return state, history
+    @staticmethod
+    def logits(state: MDLAMState, problem: Problem, split: Split) -> torch.Tensor:
+        """Logits of the feed-forward network with the current weights and biases on the scored rows of ``split``."""
+        out = mlp_logits(state.weights, state.biases, split.inputs)
+        return out if split.index is None else out[split.index]
