@@ -7,7 +7,7 @@ import torch
 
 from beyond_backprop.models import cross_entropy_sum, mlp_logits
 from beyond_backprop.optim.dladmm import (
-    DLADMM, DLADMMGCN, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w, update_z_last, update_z_relu,
+    DLADMM, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w, update_z_last, update_z_relu,
     weight_objective,
 )
 from beyond_backprop.optim.solver import Problem, Split
@@ -101,22 +101,6 @@ def test_exact_subproblems_give_a_finite_lagrangian():
     exact = DLADMM([5, 7, 3], rho=1.0, nu=None, rho_rule="fixed", subproblem="exact")
     state = exact.step(exact.init(problem, _gen(7)), problem)
     assert torch.isfinite(exact.lagrangian(state, problem))
-
-
-def test_gcn_fits_its_training_nodes():
-    g = _gen(8)
-    n = 30
-    adjacency = (torch.rand(n, n, generator=g) < 0.15).float()
-    adjacency = ((adjacency + adjacency.T + torch.eye(n)) > 0).float()
-    degree = adjacency.sum(1).rsqrt()
-    adjacency = degree[:, None] * adjacency * degree[None]
-    features, labels = torch.rand(n, 12, generator=g), torch.randint(0, 3, (n,), generator=g)
-    train, test = torch.arange(0, 15), torch.arange(20, 30)
-    solver = DLADMMGCN([12, 16, 3], rho=1e-2, rho_every=10)
-    state = solver.init(adjacency, features, labels, train, test, _gen(9))
-    _, history = solver.run(state, adjacency, features, labels, {"train": train}, 40)
-    assert history["train_accuracy"].iloc[-1] > history["train_accuracy"].iloc[0]
-    assert history["residual"].iloc[-1] < history["residual"].iloc[0]
 
 
 @pytest.mark.parametrize("kwargs", [{"rho": 0.0}, {"nu": -1.0}, {"rho_rule": "sometimes"}, {"subproblem": "diag"},

@@ -12,6 +12,7 @@ import torch
 from beyond_backprop import models
 from beyond_backprop.optim import dladmm, mdlam
 from beyond_backprop.optim.dladmm import DLADMM
+from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
@@ -124,6 +125,7 @@ SOLVERS = {
     "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
     "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
+    "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
 }
 
 
