@@ -97,7 +97,7 @@ class FixedAccuracy:
 def test_the_grid_is_chosen_on_training_accuracy_never_on_test():
     # value 1: best on the training split, worst on test; value 2 the other way round
     accuracy = {1: (0.75, 0.25), 2: (0.25, 0.75)}
-    method = eb.Method("grid", "test", lambda task, value: FixedAccuracy(*accuracy[value]), grid=(1, 2))
+    method = eb.Method("grid", "test", lambda task, value: FixedAccuracy(*accuracy[value]), grids={"M": (1, 2)})
     value, table = eb.choose(method, tiny_task(), seconds=1.0, evaluate_every=1, seed=0, max_steps=2)
     assert value == 1 and list(table["chosen"]) == [True, False]
 
@@ -193,3 +193,20 @@ def test_step_cost_measures_a_real_step():
 def test_compare_refuses_bad_counts(kwargs):
     with pytest.raises(ValueError, match="invalid"):
         eb.compare({}, [], budgets={"M": 1.0}, **{"seeds": 1, "points": 1, **kwargs})
+
+
+def test_report_embeds_the_leaderboard_of_a_complete_run(tmp_path):
+    import json
+
+    from beyond_backprop import report
+
+    folder = tmp_path / "X1"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"status": "complete", "minutes": 1.0}))
+    (folder / "claims.json").write_text(json.dumps({"claims": []}))
+    board = eb.leaderboard(finals_of({"A": [0.8], "B": [0.7]}), costs_of("AB"))
+    eb.save_leaderboard(board, folder, {"G": 2.0}, 1)
+    text = report.render_report(tmp_path, "quick")
+    assert "## X1 leaderboard" in text and "| 1 | A | 0.800 ± 0.000 |" in text
+    (folder / "manifest.json").write_text(json.dumps({"status": "failed"}))
+    assert "## X1 leaderboard" not in report.render_report(tmp_path, "quick")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,16 @@ import torch
 
 from .. import data, models
 from ..claims import declared_for
-from ..data.graph_features import augmented_features
+from ..optim.admm_taylor import TaylorADMM
+from ..optim.dladmm import DLADMM, PAPER
+from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
-from ..optim.solver import Problem, Solver, Split, run_history
+from ..optim.mdlam import MDLAM
+from ..optim.solver import Problem, Solver, run_history
 from ..optim.stochastic import BATCH, MinibatchMLP
 from ..results import Measurement
 from ..runtime import PeakMemory, Timer
-from .paper_c import LEARNING_RATES as GRAPH_LEARNING_RATES
-from .paper_d import BASELINES as IMAGE_LEARNING_RATES
+from . import paper_c, paper_d
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist-subset")
 GRAPH_DATASETS = ("cora", "citeseer")
@@ -41,8 +43,10 @@ GRAPH_DATASETS = ("cora", "citeseer")
 TARGETS = {"fashion-mnist": 0.7, "mnist-subset": 0.8, "cora": 0.6, "citeseer": 0.5}
 GRAPH_WIDTH = 100  # mDLAM's MLP on the augmented features (paper C, §5.1)
 GCN_HIDDEN = 128  # dlADMM-GCN's official code
-# forward-gradient SGD has no published rate for these networks: a grid, chosen on training accuracy
-FORWARD_SGD_RATES = (1e-4, 1e-3, 1e-2)
+# no published setting for these networks: grids, each value chosen per dataset on training accuracy
+FORWARD_SGD_RATES = (1e-4, 1e-3, 1e-2)  # forward-gradient SGD, every task
+MDLAM_IMAGE_RHOS = (1e-4, 1e-3, 1e-2)  # mDLAM on images (its paper has graphs only: Table 3's range)
+TAYLOR_RHO = 1.0  # Taylor et al.'s ADMM as dlADMM's comparison runs it (D2)
 
 
 @dataclass(frozen=True)
@@ -64,25 +68,14 @@ def image_task(name: str, data_dir: str, device: torch.device, *, train_size: in
     """Task M on an image dataset, the first ``train_size``/``test_size`` images (0: all); raises DataMissing."""
     images = data.load_images(name, data_dir or None, train_limit=train_size or None,
                               test_limit=test_size or None).to(device)
-    return Task(name, "M", Problem(Split(images.x_train, images.y_train),
-                                   {"test": Split(images.x_test, images.y_test)}, classes=10))
+    return Task(name, "M", paper_d.image_problem(images, classes=10))
 
 
-def graph_task(name: str, data_dir: str, device: torch.device, *, hops: int = 4) -> Task:
-    """Task G on a Planetoid graph (public split): augmented features for the MLPs, the graph for the GCN."""
-    graph = data.load_planetoid(name, data_dir or None)
-    classes = graph.num_classes
-
-    def rows(index: torch.Tensor) -> Split:
-        return Split(augmented_features(graph.features, graph.adjacency, index, hops=hops).to(device),
-                     graph.labels[index].to(device))
-
-    features, labels = graph.features.to(device), graph.labels.to(device)
-    adjacency = models.sparse_tensor(data.normalized_adjacency(graph.adjacency), device)
-    on_graph = Problem(Split(features, labels, graph.idx_train.to(device)),
-                       {"test": Split(features, labels, graph.idx_test.to(device))}, adjacency=adjacency,
-                       classes=classes)
-    return Task(name, "G", Problem(rows(graph.idx_train), {"test": rows(graph.idx_test)}, classes=classes), on_graph)
+def graph_task(name: str, data_dir: str, device: torch.device) -> Task:
+    """Task G on a Planetoid graph (public split): mDLAM's augmented features of the training and test
+    nodes for the MLPs (paper C), every node's features and the normalised graph for the GCN (paper D)."""
+    return Task(name, "G", paper_c.load_task(name, data_dir, device).problem,
+                paper_d.gcn_problem(name, data_dir or None, device))
 
 
 def load_tasks(image_names: Sequence[str], graph_names: Sequence[str], data_dir: str, device: torch.device, *,
@@ -104,17 +97,20 @@ def load_tasks(image_names: Sequence[str], graph_names: Sequence[str], data_dir:
 
 @dataclass(frozen=True)
 class Method:
-    """A training method: its family, how to make its solver for a task (with one tuned value when
-    ``grid`` is given), and whether it trains the GCN on the graph instead of the MLP."""
+    """A training method: its family, how to make its solver for a task with one tuned value (from
+    ``grids[task.kind]``; None when the kind has no grid), and whether it trains the GCN on the graph."""
 
     name: str
     family: str
     make: Callable[[Task, Any], Solver]
-    grid: tuple = ()
+    grids: Mapping[str, tuple] = field(default_factory=dict)
     on_graph: bool = False
 
     def problem(self, task: Task) -> Problem:
         return task.graph if self.on_graph else task.mlp
+
+    def grid(self, task: Task) -> tuple:
+        return tuple(self.grids.get(task.kind, ()))
 
 
 def mlp_widths(task: Task, width: int) -> list[int]:
@@ -133,9 +129,9 @@ def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BA
         def make(task: Task, _: Any) -> Solver:
             shape = widths(task)
             if task.kind == "M":  # KDD §5.1: GD on the summed loss
-                lr, reduction = IMAGE_LEARNING_RATES[name], "sum" if name == "gd" else "mean"
+                lr, reduction = paper_d.BASELINES[name], "sum" if name == "gd" else "mean"
             else:  # mDLAM Table 3, mean loss
-                lr, reduction = GRAPH_LEARNING_RATES[name][task.name], "mean"
+                lr, reduction = paper_c.LEARNING_RATES[name][task.name], "mean"
             return TorchOptimizer(lambda p: models.mlp(shape), name, lr=lr, reduction=reduction)
         return make
 
@@ -147,7 +143,32 @@ def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BA
         Method("SGD", "backprop", full_batch("gd")),
         Method("FW, backprop gradient", "backprop", minibatch("backprop", "frank-wolfe")),
         Method("averaged PFG-FW", "forward gradient", minibatch("forward", "frank-wolfe")),
-        Method("forward-gradient SGD", "forward gradient", minibatch("forward", "sgd"), grid=FORWARD_SGD_RATES),
+        Method("forward-gradient SGD", "forward gradient", minibatch("forward", "sgd"),
+               grids={"M": FORWARD_SGD_RATES, "G": FORWARD_SGD_RATES}),
+    ]
+
+
+def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = GCN_HIDDEN) -> list[Method]:
+    """dlADMM (KDD's schedule; on graphs mDLAM's Table 3 also gives it rho = 1e-6), Taylor et al.'s ADMM
+    (rho = 1, as D2), mDLAM (Table 3 on graphs; on images a grid over rho) and dlADMM-GCN (the official
+    code's rho0 = 1e-3 raised every 50 epochs, mu per dataset, on the graph)."""
+
+    def widths(task: Task) -> list[int]:
+        return mlp_widths(task, width if task.kind == "M" else graph_width)
+
+    def mdlam(task: Task, rho: Any) -> Solver:
+        return MDLAM(widths(task), rho=paper_c.RHO[task.name] if rho is None else rho, eps0=100.0,
+                     eps_min=paper_c.EPS_MIN)
+
+    def gcn(task: Task, _: Any) -> Solver:
+        shape = [task.graph.train.inputs.shape[1], gcn_hidden, task.graph.classes]
+        return DLADMMGCN(shape, rho=1e-3, mu=paper_d.GCN_MU[task.name], rho_every=50)
+
+    return [
+        Method("dlADMM", "ADMM-type", lambda task, _: DLADMM(widths(task), PAPER)),
+        Method("Taylor's ADMM", "ADMM-type", lambda task, _: TaylorADMM(widths(task), rho=TAYLOR_RHO)),
+        Method("mDLAM", "ADMM-type", mdlam, grids={"M": MDLAM_IMAGE_RHOS}),
+        Method("dlADMM-GCN", "ADMM-type", gcn, on_graph=True),
     ]
 
 
@@ -181,7 +202,8 @@ def step_cost(method: Method, task: Task, generator: torch.Generator) -> dict[st
     the next step above what was allocated before it (as A3's ``peak_bytes``), and ``state_bytes``,
     the tensors the method keeps between steps."""
     problem = method.problem(task)
-    solver = method.make(task, method.grid[0] if method.grid else None)
+    grid = method.grid(task)
+    solver = method.make(task, grid[0] if grid else None)
     state = solver.init(problem, generator)
     with Timer(problem.device) as timer:
         state = solver.step(state, problem)
@@ -203,13 +225,14 @@ def train_once(method: Method, task: Task, value: Any, *, seconds: float, seed: 
 def choose(method: Method, task: Task, *, seconds: float, evaluate_every: int, seed: int,
            max_steps: int | None = None) -> tuple[Any, pd.DataFrame]:
     """The grid value with the highest final TRAINING accuracy (never test) after one run of ``seconds``."""
-    if not method.grid:
+    grid = method.grid(task)
+    if not grid:
         return None, pd.DataFrame()
     finals = [train_once(method, task, value, seconds=seconds, seed=seed, evaluate_every=evaluate_every,
-                         max_steps=max_steps).iloc[-1] for value in method.grid]
-    table = pd.DataFrame({"value": method.grid, "train_accuracy": [float(r["train_accuracy"]) for r in finals]})
+                         max_steps=max_steps).iloc[-1] for value in grid]
+    table = pd.DataFrame({"value": grid, "train_accuracy": [float(r["train_accuracy"]) for r in finals]})
     best = int(np.argmax(table["train_accuracy"].to_numpy()))  # the first of equals: the smallest value
-    return method.grid[best], table.assign(method=method.name, dataset=task.name, chosen=table.index == best)
+    return grid[best], table.assign(method=method.name, dataset=task.name, chosen=table.index == best)
 
 
 @dataclass
