@@ -60,7 +60,16 @@ def test_budget_is_held_within_one_step_and_evaluation_is_not_counted():
         assert len(run) >= 3  # evaluated on a schedule, and after the last step
     # about 11 evaluations of 50 ms per seed happened and were not counted in the 0.2 s of steps
     assert wall > 2 * 0.2 + 2 * 3 * EVALUATION
-    assert comparison.costs["evaluate_every"].iloc[0] == math.floor(0.2 / (4 * comparison.costs["step_seconds"].iloc[0]))
+    assert comparison.costs["peak_bytes"].iloc[0] >= 0  # measured once, on the first seed's state
+
+
+def test_a_run_is_evaluated_about_points_times_and_after_its_last_step():
+    state, history = eb.train_once(SlowEvaluation(), tiny_task().mlp, seconds=0.4, seed=0, points=2)
+    every = math.floor(0.4 / (2 * history["seconds"].iloc[0]))  # from the first step's time: about 10
+    assert list(history["iteration"])[:2] == [1, 1 + every]
+    assert history["iteration"].iloc[-1] == state.k and history["seconds"].is_monotonic_increasing
+    _, capped = eb.train_once(SlowEvaluation(), tiny_task().mlp, seconds=10.0, seed=0, points=4, max_steps=3)
+    assert list(capped["iteration"]) == [1, 3]
 
 
 def test_a_graph_method_on_a_task_without_a_graph_is_not_run_and_says_why():
@@ -98,7 +107,7 @@ def test_the_grid_is_chosen_on_training_accuracy_never_on_test():
     # value 1: best on the training split, worst on test; value 2 the other way round
     accuracy = {1: (0.75, 0.25), 2: (0.25, 0.75)}
     method = eb.Method("grid", "test", lambda task, value: FixedAccuracy(*accuracy[value]), grids={"M": (1, 2)})
-    value, table = eb.choose(method, tiny_task(), seconds=1.0, evaluate_every=1, seed=0, max_steps=2)
+    value, table = eb.choose(method, tiny_task(), seconds=1.0, points=1, seed=0, max_steps=2)
     assert value == 1 and list(table["chosen"]) == [True, False]
 
 
@@ -179,13 +188,13 @@ def test_tensor_bytes_counts_each_storage_once():
     assert eb.tensor_bytes(state) == 400 + 20 + 24
 
 
-def test_step_cost_measures_a_real_step():
-    task = tiny_task()
-    method = eb.Method("FW", "backprop", lambda t, v: MinibatchMLP([3, 8, 2], gradient="backprop",
-                                                                   update="frank-wolfe", batch=4))
-    cost = eb.step_cost(method, task, torch.Generator().manual_seed(0))
+def test_step_cost_measures_one_more_step():
+    problem = tiny_task().mlp
+    solver = MinibatchMLP([3, 8, 2], gradient="backprop", update="frank-wolfe", batch=4)
+    state = solver.step(solver.init(problem, torch.Generator().manual_seed(0)), problem)
+    state, cost = eb.step_cost(solver, state, problem)
     parameters = sum(p.numel() for p in models.mlp([3, 8, 2]).parameters()) * 4
-    assert cost["peak_bytes"] > 0 and cost["step_seconds"] > 0
+    assert state.k == 2 and cost["peak_bytes"] > 0
     assert cost["state_bytes"] >= 2 * parameters  # the weights and their averaged direction
 
 

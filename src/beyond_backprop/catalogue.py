@@ -209,7 +209,7 @@ CATALOGUE: tuple[Entry, ...] = (
         minutes={"smoke": 0.5, "quick": 6.0, "full": 15.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
         profiles={"quick": {"train_size": 10000, "test_size": 10000, "width": 1000, "graph_width": 100,
-                            "gcn_hidden": 128, "batch": 1024, "image_seconds": 3.0, "graph_seconds": 1.5,
+                            "gcn_hidden": 128, "batch": 1024, "image_seconds": 2.5, "graph_seconds": 1.0,
                             "max_steps": 0, "seeds": 3, "points": 4},
                   "full": {"train_size": 0, "test_size": 0, "width": 1000, "graph_width": 100, "gcn_hidden": 128,
                            "batch": 1024, "image_seconds": 5.0, "graph_seconds": 2.0, "max_steps": 0, "seeds": 5,

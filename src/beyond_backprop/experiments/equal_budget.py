@@ -33,7 +33,7 @@ from ..optim.mdlam import MDLAM
 from ..optim.solver import Problem, Solver, run_history
 from ..optim.stochastic import BATCH, MinibatchMLP
 from ..results import Measurement
-from ..runtime import PeakMemory, Timer
+from ..runtime import PeakMemory
 from . import paper_c, paper_d
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist-subset")
@@ -43,9 +43,11 @@ GRAPH_DATASETS = ("cora", "citeseer")
 TARGETS = {"fashion-mnist": 0.7, "mnist-subset": 0.8, "cora": 0.6, "citeseer": 0.5}
 GRAPH_WIDTH = 100  # mDLAM's MLP on the augmented features (paper C, §5.1)
 GCN_HIDDEN = 128  # dlADMM-GCN's official code
-# no published setting for these networks: grids, each value chosen per dataset on training accuracy
-FORWARD_SGD_RATES = (1e-4, 1e-3, 1e-2)  # forward-gradient SGD, every task
-MDLAM_IMAGE_RHOS = (1e-4, 1e-3, 1e-2)  # mDLAM on images (its paper has graphs only: Table 3's range)
+# forward-gradient SGD has no published rate: a grid, the value chosen per dataset on training accuracy
+FORWARD_SGD_RATES = (1e-4, 1e-3, 1e-2)
+# mDLAM's paper has graphs only; on images its Cora value (the middle of Table 4's grid). A grid is no
+# use here: at task M's quick budget an mDLAM run is a single epoch
+MDLAM_IMAGE_RHO = 1e-3
 TAYLOR_RHO = 1.0  # Taylor et al.'s ADMM as dlADMM's comparison runs it (D2)
 
 
@@ -150,15 +152,15 @@ def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BA
 
 def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = GCN_HIDDEN) -> list[Method]:
     """dlADMM (KDD's schedule; on graphs mDLAM's Table 3 also gives it rho = 1e-6), Taylor et al.'s ADMM
-    (rho = 1, as D2), mDLAM (Table 3 on graphs; on images a grid over rho) and dlADMM-GCN (the official
-    code's rho0 = 1e-3 raised every 50 epochs, mu per dataset, on the graph)."""
+    (rho = 1, as D2), mDLAM (Table 3 on graphs, :data:`MDLAM_IMAGE_RHO` on images, eps0 = 100) and
+    dlADMM-GCN (the official code's rho0 = 1e-3 raised every 50 epochs, mu per dataset, on the graph)."""
 
     def widths(task: Task) -> list[int]:
         return mlp_widths(task, width if task.kind == "M" else graph_width)
 
-    def mdlam(task: Task, rho: Any) -> Solver:
-        return MDLAM(widths(task), rho=paper_c.RHO[task.name] if rho is None else rho, eps0=100.0,
-                     eps_min=paper_c.EPS_MIN)
+    def mdlam(task: Task, _: Any) -> Solver:
+        rho = paper_c.RHO[task.name] if task.kind == "G" else MDLAM_IMAGE_RHO
+        return MDLAM(widths(task), rho=rho, eps0=100.0, eps_min=paper_c.EPS_MIN)
 
     def gcn(task: Task, _: Any) -> Solver:
         shape = [task.graph.train.inputs.shape[1], gcn_hidden, task.graph.classes]
@@ -167,7 +169,7 @@ def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = G
     return [
         Method("dlADMM", "ADMM-type", lambda task, _: DLADMM(widths(task), PAPER)),
         Method("Taylor's ADMM", "ADMM-type", lambda task, _: TaylorADMM(widths(task), rho=TAYLOR_RHO)),
-        Method("mDLAM", "ADMM-type", mdlam, grids={"M": MDLAM_IMAGE_RHOS}),
+        Method("mDLAM", "ADMM-type", mdlam),
         Method("dlADMM-GCN", "ADMM-type", gcn, on_graph=True),
     ]
 
@@ -197,39 +199,43 @@ def tensor_bytes(value: Any, seen: set[int] | None = None) -> int:
     return 0
 
 
-def step_cost(method: Method, task: Task, generator: torch.Generator) -> dict[str, float]:
-    """One method's cost on a task, on a fresh state: the seconds of a first step, the peak memory of
-    the next step above what was allocated before it (as A3's ``peak_bytes``), and ``state_bytes``,
-    the tensors the method keeps between steps."""
-    problem = method.problem(task)
-    grid = method.grid(task)
-    solver = method.make(task, grid[0] if grid else None)
-    state = solver.init(problem, generator)
-    with Timer(problem.device) as timer:
-        state = solver.step(state, problem)
+def step_cost(solver: Solver, state: Any, problem: Problem) -> tuple[Any, dict[str, float]]:
+    """One more step of a run already under way (so every buffer exists, as A3 warms up first): its peak
+    memory above what was allocated before it (A3's ``peak_bytes``), and ``state_bytes``, the tensors the
+    method keeps between steps. Not part of any history."""
     with PeakMemory(problem.device) as meter:
         state = solver.step(state, problem)
-    return {"step_seconds": timer.seconds, "peak_bytes": float(meter.bytes), "state_bytes": float(tensor_bytes(state))}
+    return state, {"peak_bytes": float(meter.bytes), "state_bytes": float(tensor_bytes(state))}
 
 
-def train_once(method: Method, task: Task, value: Any, *, seconds: float, seed: int, evaluate_every: int,
-               max_steps: int | None = None) -> pd.DataFrame:
-    """One run of ``seconds`` of training steps (at most ``max_steps``) from seed ``seed``; its history."""
-    problem = method.problem(task)
-    solver = method.make(task, value)
+def train_once(solver: Solver, problem: Problem, *, seconds: float, seed: int, points: int,
+               max_steps: int | None = None) -> tuple[Any, pd.DataFrame]:
+    """One run of ``seconds`` of training steps (at most ``max_steps``) from seed ``seed``: the final
+    state and the history.
+
+    The first step is timed and evaluated alone; from its time the rest of the run is evaluated every
+    ``evaluate_every`` steps, about ``points`` times in all, and after its last step. The run stops at
+    the first step that ends at or past ``seconds`` in all (:func:`run_history`).
+    """
     state = solver.init(problem, torch.Generator(device=problem.device).manual_seed(seed))
-    _, history = run_history(solver, state, problem, max_steps, seconds=seconds, evaluate_every=evaluate_every)
-    return history
+    state, history = run_history(solver, state, problem, 1)
+    spent = float(history["seconds"].iloc[-1])
+    if spent >= seconds or max_steps == 1:
+        return state, history
+    every = max(1, math.floor(seconds / (points * max(spent, 1e-9))))
+    state, rest = run_history(solver, state, problem, None if max_steps is None else max_steps - 1,
+                              seconds=seconds - spent, evaluate_every=every)
+    return state, pd.concat([history, rest.assign(seconds=rest["seconds"] + spent)], ignore_index=True)
 
 
-def choose(method: Method, task: Task, *, seconds: float, evaluate_every: int, seed: int,
+def choose(method: Method, task: Task, *, seconds: float, points: int, seed: int,
            max_steps: int | None = None) -> tuple[Any, pd.DataFrame]:
     """The grid value with the highest final TRAINING accuracy (never test) after one run of ``seconds``."""
     grid = method.grid(task)
     if not grid:
         return None, pd.DataFrame()
-    finals = [train_once(method, task, value, seconds=seconds, seed=seed, evaluate_every=evaluate_every,
-                         max_steps=max_steps).iloc[-1] for value in grid]
+    finals = [train_once(method.make(task, value), method.problem(task), seconds=seconds, seed=seed, points=points,
+                         max_steps=max_steps)[1].iloc[-1] for value in grid]
     table = pd.DataFrame({"value": grid, "train_accuracy": [float(r["train_accuracy"]) for r in finals]})
     best = int(np.argmax(table["train_accuracy"].to_numpy()))  # the first of equals: the smallest value
     return grid[best], table.assign(method=method.name, dataset=task.name, chosen=table.index == best)
@@ -254,9 +260,10 @@ def compare(tasks: Mapping[str, Task], methods: Sequence[Method], *, budgets: Ma
             unavailable: Mapping[str, str] | None = None) -> Comparison:
     """Run every method on every task for ``budgets[task.kind]`` seconds of steps, ``seeds`` times.
 
-    Evaluation happens about ``points`` times a run (every ``evaluate_every`` steps, from the first
-    step's time) and is not counted. ``max_steps`` caps the steps (smoke runs: deterministic, but
-    then the budget is no longer equal time). Grid values are chosen per task on training accuracy
+    Evaluation happens about ``points`` times a run (:func:`train_once`) and is not counted; the memory
+    of a step is measured once per method and task, one step after the first seed's run
+    (:func:`step_cost`). ``max_steps`` caps the steps (smoke runs: deterministic, but then the budget
+    is no longer equal time). Grid values are chosen per task on training accuracy
     from one run at half the budget with seed ``seed + 1000``.
     """
     if seeds < 1 or points < 1:
@@ -271,17 +278,17 @@ def compare(tasks: Mapping[str, Task], methods: Sequence[Method], *, budgets: Ma
             if unavailable and method.name in unavailable:
                 not_run[(name, method.name)] = unavailable[method.name]
                 continue
-            cost = step_cost(method, task, torch.Generator(device=method.problem(task).device).manual_seed(seed))
-            every = max(1, math.floor(seconds / (points * max(cost["step_seconds"], 1e-9))))
-            value, table = choose(method, task, seconds=seconds / 2, evaluate_every=every, seed=seed + 1000,
+            value, table = choose(method, task, seconds=seconds / 2, points=points, seed=seed + 1000,
                                   max_steps=max_steps)
             choices.append(table)
-            costs.append({"dataset": name, "task": task.kind, "method": method.name, "family": method.family,
-                          "evaluate_every": every, **cost})
             for run in range(seeds):
-                history = train_once(method, task, value, seconds=seconds, seed=seed + run, evaluate_every=every,
-                                     max_steps=max_steps)
+                solver, problem = method.make(task, value), method.problem(task)
+                state, history = train_once(solver, problem, seconds=seconds, seed=seed + run, points=points,
+                                            max_steps=max_steps)
                 frames.append(history.assign(dataset=name, task=task.kind, method=method.name, seed=seed + run))
+                if run == 0:
+                    costs.append({"dataset": name, "task": task.kind, "method": method.name,
+                                  "family": method.family, **step_cost(solver, state, problem)[1]})
     leading = ["dataset", "task", "method", "seed"]
     histories = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=leading)
     histories = histories[leading + [c for c in histories.columns if c not in leading]]
