@@ -17,13 +17,17 @@ def blobs(n: int = 90, d: int = 5, classes: int = 3, seed: int = 0) -> Problem:
     return Problem(Split(x, labels), {"test": Split(x.flip(0), labels.flip(0))})
 
 
+def autograd_gradient(model: torch.nn.Module, problem: Problem) -> list[torch.Tensor]:
+    """The reference: torch.autograd's gradient of the mean cross-entropy on the training split."""
+    return list(torch.autograd.grad(torch.nn.functional.cross_entropy(model(problem.x), problem.y),
+                                    list(model.parameters())))
+
+
 def test_forward_estimate_is_unbiased_against_autograd():
     torch.manual_seed(0)
     model = models.mlp([5, 8, 3])
     problem = blobs()
-    exact = torch.autograd.grad(torch.nn.functional.cross_entropy(model(problem.x), problem.y),
-                                list(model.parameters()))
-    exact = torch.cat([g.flatten() for g in exact])
+    exact = torch.cat([g.flatten() for g in autograd_gradient(model, problem)])
     generator = torch.Generator().manual_seed(1)
     samples = 4000
     mean = torch.zeros_like(exact)
@@ -41,8 +45,7 @@ def test_backprop_estimate_is_the_autograd_gradient():
     torch.manual_seed(0)
     model = models.mlp([5, 8, 3])
     problem = blobs()
-    exact = torch.autograd.grad(torch.nn.functional.cross_entropy(model(problem.x), problem.y),
-                                list(model.parameters()))
+    exact = autograd_gradient(model, problem)
     estimate_gradient(model, problem.x, problem.y, forward=False, generator=torch.Generator())
     assert all(torch.allclose(p.grad, g) for p, g in zip(model.parameters(), exact))
 
@@ -64,8 +67,7 @@ def test_sgd_step_is_the_update_along_the_estimate():
     solver = MinibatchMLP([5, 8, 3], gradient="backprop", update="sgd", lr=0.1, batch=64)
     state = solver.init(problem, torch.Generator().manual_seed(0))
     before = [p.detach().clone() for p in state.model.parameters()]
-    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(state.model(problem.x), problem.y),
-                                list(state.model.parameters()))
+    grads = autograd_gradient(state.model, problem)
     state = solver.step(state, problem)
     assert all(torch.allclose(p, b - 0.1 * g) for p, b, g in zip(state.model.parameters(), before, grads))
 

@@ -25,7 +25,8 @@ from .. import models
 from ..autodiff.forward_gradient import layerwise_forward_gradient
 from .constraints import initialization_constraints
 from .frank_wolfe import FrankWolfe
-from .solver import Problem, Split
+from .gradient import TorchOptimizer
+from .solver import Problem
 
 GRADIENTS = ("backprop", "forward")
 UPDATES = ("frank-wolfe", "sgd")
@@ -125,12 +126,5 @@ class MinibatchMLP:
         state.k += 1
         return state
 
-    def metrics(self, state: MinibatchState, problem: Problem) -> dict[str, torch.Tensor]:
-        """None beyond the shared columns."""
-        return {}
-
-    @staticmethod
-    def logits(state: MinibatchState, problem: Problem, split: Split) -> torch.Tensor:
-        """The network's logits on the scored rows of ``split``."""
-        out = state.model(split.inputs)
-        return out if split.index is None else out[split.index]
+    metrics = TorchOptimizer.metrics  # none beyond the shared columns
+    logits = staticmethod(TorchOptimizer.logits)  # the model's logits on the scored rows of a split
