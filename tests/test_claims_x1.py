@@ -87,6 +87,8 @@ def test_admm_faster_than_gradient_descent():
     only_sgd = runs(seconds={"SGD": [1.0, 1.0, 1.0]})  # no ADMM-type method reached it in the budget
     assert verdicts(only_sgd)["X1.6"] == NOT_REPRODUCED
     assert verdicts(runs())["X1.5"] == NOT_TESTABLE  # nobody reached the target: says nothing
+    once = runs(seconds={"mDLAM": [0.5, float("nan"), float("nan")]})  # two seeds where neither reached it
+    assert verdicts(once)["X1.6"] != REPRODUCED
 
 
 def test_missing_dataset_method_or_capped_steps_are_not_testable():

@@ -156,12 +156,14 @@ def test_leaderboard_reports_median_time_and_unreached_seeds():
 
 def test_time_ratio_censors_an_unreached_target_at_the_budget():
     nan = float("nan")
-    final = finals_of({"fast": [0.7] * 3, "slow": [0.7] * 3},
-                      times={"fast": [1.0, 2.0, nan], "slow": [4.0, nan, nan]})
-    # seed 0: 1/4; seed 1: 2/budget 10 (a bound); seed 2 says nothing
+    final = finals_of({"fast": [0.7] * 2, "slow": [0.7] * 2}, times={"fast": [1.0, 2.0], "slow": [4.0, nan]})
+    # seed 0: 1/4; seed 1: 2 over the budget 10 (a bound)
     assert eb.time_ratio(final, "cora", ["fast"], "slow", 10.0) == pytest.approx(0.25)
     later = finals_of({"fast": [0.7], "slow": [0.7]}, times={"fast": [nan], "slow": [5.0]})
     assert eb.time_ratio(later, "cora", ["fast"], "slow", 10.0) == pytest.approx(2.0)
+    # a seed where neither reaches the target is a tie, not a win
+    tie = finals_of({"fast": [0.7] * 2, "slow": [0.7] * 2}, times={"fast": [1.0, nan], "slow": [nan, nan]})
+    assert eb.time_ratio(tie, "cora", ["fast"], "slow", 10.0) == pytest.approx(1.0)
     never = finals_of({"fast": [0.7], "slow": [0.7]})
     assert math.isnan(eb.time_ratio(never, "cora", ["fast"], "slow", 10.0))
 

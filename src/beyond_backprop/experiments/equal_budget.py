@@ -331,7 +331,8 @@ def rank_text(ranks: pd.Series) -> str:
 
 def leaderboard(final: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     """Per dataset and method: final test accuracy (mean, std over seeds), final train accuracy, median
-    seconds to the target (an unreached seed counts as never), peak step memory and kept state, rank."""
+    steps and training seconds spent (the budget, overrun by less than one step), median seconds to the
+    target (an unreached seed counts as never), peak step memory and kept state, rank."""
     ranked = seed_ranks(final)
     rows = []
     for (dataset, method), runs in ranked.groupby(["dataset", "method"], sort=False):
@@ -339,7 +340,8 @@ def leaderboard(final: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
         cost = costs[(costs["dataset"] == dataset) & (costs["method"] == method)].iloc[0]
         rows.append({"dataset": dataset, "method": method, "test_accuracy": runs["test_accuracy"].mean(),
                      "spread": runs["test_accuracy"].std(ddof=0), "train_accuracy": runs["train_accuracy"].mean(),
-                     "steps": int(runs["steps"].median()), "target": float(runs["target"].iloc[0]),
+                     "steps": int(runs["steps"].median()), "seconds": float(runs["seconds"].median()),
+                     "target": float(runs["target"].iloc[0]),
                      "seconds_to_target": float(times.median()),
                      "reached": f"{int(np.isfinite(times).sum())}/{len(times)}",
                      "peak_mib": cost["peak_bytes"] / 2**20, "state_mib": cost["state_bytes"] / 2**20,
@@ -354,15 +356,18 @@ def leaderboard(final: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
 def leaderboard_markdown(table: pd.DataFrame, budgets: Mapping[str, float], seeds: int) -> str:
     """The leaderboard as Markdown, one table per dataset (for the notebook's folder and REPORT.md)."""
     lines = [f"Equal wall-clock budget per method: {', '.join(f'task {k} {v:g} s' for k, v in budgets.items())} "
-             f"of training steps; {seeds} seed(s); mean ± std over seeds. Seconds to target: median over seeds "
-             "(inf: not reached). A rank that changes between seeds is a tie."]
+             f"of training steps; {seeds} seed(s); mean ± std over seeds. A run stops at the first step that ends "
+             "past the budget: a method whose single step outlasts it spends more (seconds spent). Seconds to "
+             "target: median over seeds, read at the evaluations (inf: not reached). A rank that changes between "
+             "seeds is a tie."]
     for dataset, part in table.groupby("dataset", sort=False):
         lines += ["", f"**{dataset}** (target test accuracy {part['target'].iloc[0]:.2f})", "",
-                  "| rank | method | test accuracy | train accuracy | steps | seconds to target | reached | "
-                  "step peak MiB | state MiB |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| rank | method | test accuracy | train accuracy | steps | seconds spent | seconds to target | "
+                  "reached | step peak MiB | state MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
         for row in part.itertuples():
             lines.append(f"| {row.rank} | {row.method} | {row.test_accuracy:.3f} ± {row.spread:.3f} | "
-                         f"{row.train_accuracy:.3f} | {row.steps} | {row.seconds_to_target:.3g} | {row.reached} | "
+                         f"{row.train_accuracy:.3f} | {row.steps} | {row.seconds:.3g} | {row.seconds_to_target:.3g} | "
+                         f"{row.reached} | "
                          f"{row.peak_mib:.3g} | {row.state_mib:.3g} |")
     return "\n".join(lines) + "\n"
 
@@ -392,16 +397,16 @@ def worst_seed_margin(final: pd.DataFrame, dataset: str, method: str, rivals: Se
 def time_ratio(final: pd.DataFrame, dataset: str, fast: Sequence[str], slow: str, budget: float) -> float:
     """The largest, over seeds, of (fastest of ``fast`` to the target) / (``slow`` to the target).
 
-    A method that does not reach the target is censored at the budget, so a seed where only one side
-    reaches it gives a bound (below 1 when ``fast`` reached it, above 1 when only ``slow`` did); a seed
-    where neither does says nothing. NaN when no seed says anything.
+    A method that does not reach the target is censored at the budget: a seed where only one side
+    reaches it gives a bound (below 1 when ``fast`` reached it, above 1 when only ``slow`` did), and a
+    seed where neither does is a tie (1), never a win. NaN when no seed reaches the target at all.
     """
     part = final[final["dataset"] == dataset]
     wide = part.pivot(index="seed", columns="method", values="seconds_to_target")
-    quick = wide[list(fast)].min(axis=1)
-    ratios = [min(q, budget) / min(s, budget) for q, s in zip(quick.fillna(math.inf), wide[slow].fillna(math.inf))
-              if math.isfinite(q) or math.isfinite(s)]
-    return max(ratios) if ratios else float("nan")
+    quick, slower = wide[list(fast)].min(axis=1).fillna(math.inf), wide[slow].fillna(math.inf)
+    if not (np.isfinite(quick) | np.isfinite(slower)).any():
+        return float("nan")
+    return float(max(min(q, budget) / min(s, budget) for q, s in zip(quick, slower)))
 
 
 # method names the claims compare (as the notebook's methods are named)
