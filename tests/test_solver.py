@@ -17,6 +17,7 @@ from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
 from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
+from beyond_backprop.optim.stochastic import MinibatchMLP
 
 
 def separable(seed: int = 0, n: int = 60, d: int = 6, classes: int = 3) -> Problem:
@@ -114,6 +115,13 @@ SOLVERS = {
     "adam": gradient_solver,
     "gd (summed loss)": lambda p: TorchOptimizer(lambda q: models.mlp([q.x.shape[1], 16, q.classes]), "gd",
                                                  lr=0.01, reduction="sum"),
+    "FW, backprop gradient": lambda p: MinibatchMLP([p.x.shape[1], 16, p.classes], gradient="backprop",
+                                                    update="frank-wolfe", lr=0.5, batch=32),
+    # one random direction per step: a narrow net and a loose polytope keep its variance small enough
+    "averaged PFG-FW": lambda p: MinibatchMLP([p.x.shape[1], 4, p.classes], gradient="forward",
+                                              update="frank-wolfe", lr=0.3, batch=32, k_fraction=1.0),
+    "forward-gradient SGD": lambda p: MinibatchMLP([p.x.shape[1], 16, p.classes], gradient="forward",
+                                                   update="sgd", lr=0.02, batch=32),
     "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
     "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
     # gamma/rho = 10, the ratio of Taylor et al.'s beta = 1, gamma = 10; at gamma = rho = 1 the forward pass

@@ -18,6 +18,7 @@ PAPERS = {
     "B": "Bolte, Boustany, Pauwels, Pesquet-Popescu, nonsmooth AD complexity (arXiv 2206.01730)",
     "C": "Wang, Li, Zhao, mDLAM (Neurocomputing 2022)",
     "D": "Wang, Li, Zhao, dlADMM (KDD 2019; arXiv 2112.11619)",
+    "X": "the project's own cross-paper comparison",
 }
 
 
@@ -200,6 +201,18 @@ CATALOGUE: tuple[Entry, ...] = (
         minutes={"smoke": 0.2, "quick": 1.3, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist",),
         profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 1000, "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
+    ),
+    Entry(
+        "X1", "Every method at an equal wall-clock budget (the project's cross-paper comparison)",
+        "X1_methods_at_equal_budget.ipynb",
+        minutes={"smoke": 0.5, "quick": 6.0, "full": 15.0}, wants_gpu=True,
+        any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
+        profiles={"quick": {"train_size": 10000, "test_size": 10000, "width": 1000, "graph_width": 100,
+                            "gcn_hidden": 128, "batch": 1024, "image_seconds": 2.5, "graph_seconds": 1.0,
+                            "max_steps": 0, "seeds": 3, "points": 4},
+                  "full": {"train_size": 0, "test_size": 0, "width": 1000, "graph_width": 100, "gcn_hidden": 128,
+                           "batch": 1024, "image_seconds": 5.0, "graph_seconds": 2.0, "max_steps": 0, "seeds": 5,
+                           "points": 8}},
     ),
 )
 

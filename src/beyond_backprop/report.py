@@ -144,6 +144,10 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
                          f"{_cell(claim['statement'])} | {_cell(claim.get('setting') or '-')} | "
                          f"{_cell(claim['paper_value'])} | {_measured(claim)} | {_cell(claim['rule'])} | "
                          f"**{claim['verdict']}** | {_cell(claim['reason'])} |")
+    for entry in CATALOGUE:  # a generated leaderboard (X1) is shown as its notebook wrote it
+        board = output / entry.id / "leaderboard.md"
+        if states[entry.id]["status"] == "complete" and board.is_file():
+            lines += ["", f"## {entry.id} leaderboard: {entry.title}", "", board.read_text().strip()]
     lines += ["", "Environment of each run: `<id>/manifest.json` (versions, device, seed, git revision, "
               "wall time, parameters)."]
     return "\n".join(lines) + "\n"

@@ -6,10 +6,10 @@ from .declaration import Declaration
 
 
 def _gather() -> dict[str, Declaration]:
-    from . import paper_a, paper_b, paper_c, paper_d
+    from . import cross_method, paper_a, paper_b, paper_c, paper_d
 
     table: dict[str, Declaration] = {}
-    for module in (paper_a, paper_b, paper_c, paper_d):
+    for module in (paper_a, paper_b, paper_c, paper_d, cross_method):
         for item in module.CLAIMS:
             if item.id in table:
                 raise ValueError(f"claim {item.id!r} is declared twice")
@@ -25,8 +25,9 @@ def declaration(claim_id: str) -> Declaration:
     try:
         return DECLARATIONS[claim_id]
     except KeyError:
+        module = "cross_method" if claim_id.startswith("X") else f"paper_{claim_id[0].lower()}"
         raise KeyError(f"claim {claim_id!r} is not declared; declare it in beyond_backprop/claims/"
-                       f"paper_{claim_id[0].lower()}.py") from None
+                       f"{module}.py") from None
 
 
 def declared_for(notebook_id: str) -> list[Declaration]:

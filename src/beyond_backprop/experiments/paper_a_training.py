@@ -16,10 +16,10 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import models
-from ..autodiff.forward_gradient import layerwise_forward_gradient
 from ..data import ImageData
 from ..optim.constraints import initialization_constraints
 from ..optim.frank_wolfe import FrankWolfe
+from ..optim.stochastic import estimate_gradient, sfw_optimizer
 from ..runtime import PeakMemory, Timer
 from ..results import Measurement
 
@@ -34,26 +34,6 @@ def constrained_mlp(widths: list[int], constraint: str, width_factor: float, k_f
     model = models.mlp(widths).to(device)
     groups = initialization_constraints(model, constraint, width_factor, k_fraction=k_fraction)
     return model, groups
-
-
-def _optimizer(groups: list[dict], method: str, schedule: str, learning_rate: float = 1.0) -> FrankWolfe:
-    """FW over the groups; ``schedule="sfw"`` is SFW's rule: constant step ``learning_rate / D`` per tensor."""
-    if schedule == "sfw":
-        return FrankWolfe(groups, schedule="sfw", averaging=method != "pfg", step_scale=learning_rate,
-                          rescale="diameter")
-    return FrankWolfe(groups, schedule=schedule, averaging=method != "pfg")
-
-
-def _set_gradients(model: nn.Module, method: str, x: torch.Tensor, y: torch.Tensor,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Write the method's gradient estimate into ``.grad``; return the mini-batch loss."""
-    loss_fn = nn.functional.cross_entropy
-    if method == "backprop-fw":
-        model.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        return loss.detach()
-    return layerwise_forward_gradient(model, loss_fn, x, y, generator=generator)
 
 
 def exact_fw_gap(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -78,7 +58,7 @@ def train(images: ImageData, method: str, *, widths: list[int], iterations: int,
     if method not in TRAINING_METHODS:
         raise ValueError(f"invalid method {method!r}; expected one of {', '.join(TRAINING_METHODS)}")
     model, groups = constrained_mlp(widths, constraint, width_factor, k_fraction, seed, device)
-    optimizer = _optimizer(groups, method, schedule, learning_rate)
+    optimizer = sfw_optimizer(groups, averaging=method != "pfg", schedule=schedule, learning_rate=learning_rate)
     data = images.to(device)
     gap_x, gap_y = data.x_train[:gap_samples], data.y_train[:gap_samples]
     batches = torch.Generator(device="cpu").manual_seed(seed)
@@ -86,7 +66,8 @@ def train(images: ImageData, method: str, *, widths: list[int], iterations: int,
     rows, best_gap = [], math.inf
     for k in tqdm(range(1, iterations + 1), desc=method, leave=False):
         rows_index = torch.randint(0, len(data.y_train), (batch,), generator=batches).to(device)
-        loss = _set_gradients(model, method, data.x_train[rows_index], data.y_train[rows_index], directions)
+        loss = estimate_gradient(model, data.x_train[rows_index], data.y_train[rows_index],
+                                 forward=method != "backprop-fw", generator=directions)
         optimizer.step()
         if k % gap_every == 0 or k == iterations:
             gap = exact_fw_gap(model, optimizer, gap_x, gap_y)
@@ -192,7 +173,7 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
     """
     widths = [784] + [width] * depth + [10]
     model, groups = constrained_mlp(widths, "k-sparse", 10.0, 0.05, seed, device)
-    optimizer = _optimizer(groups, method, "nonconvex")
+    optimizer = sfw_optimizer(groups, averaging=method != "pfg", schedule="nonconvex")
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -202,7 +183,7 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
             p.grad = None
 
     def step() -> None:
-        _set_gradients(model, method, x, y, generator)
+        estimate_gradient(model, x, y, forward=method != "backprop-fw", generator=generator)
         optimizer.step()
         clear()
 
@@ -216,7 +197,7 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
     with PeakMemory(device) as meter:
         step()
     with PeakMemory(device) as gradient_meter:
-        _set_gradients(model, method, x, y, generator)
+        estimate_gradient(model, x, y, forward=method != "backprop-fw", generator=generator)
     gradient_bytes = _bytes(p.grad for p in model.parameters())
     with PeakMemory(device) as update_meter:
         optimizer.step()

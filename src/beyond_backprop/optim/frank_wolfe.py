@@ -107,11 +107,22 @@ class FrankWolfe(torch.optim.Optimizer):
             if group["constraint"].n != group["params"][0].numel():
                 raise ValueError(f"constraint {group['constraint']!r} does not fit a tensor of "
                                  f"{group['params'][0].numel()} entries")
-        self.gamma, self.rho, self.averaging, self.step_scale = gamma, rho, averaging, step_scale
+        self.schedule, self.gamma, self.rho = schedule, gamma, rho
+        self.averaging, self.step_scale = averaging, step_scale
         self.rescale = rescale
         self.iteration = 0
         self._buffer: torch.Tensor | None = None  # one LMO vertex at a time, sized for the largest tensor
         self.fw_gap = torch.zeros(())
+
+    def __getstate__(self) -> dict:
+        """Everything but the schedule's functions, which a named schedule restores (``torch.save`` round trip)."""
+        if not isinstance(self.schedule, str):
+            raise TypeError("a FrankWolfe with a custom (gamma, rho) schedule cannot be pickled; use a named schedule")
+        return {k: v for k, v in self.__dict__.items() if k not in ("gamma", "rho")}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.gamma, self.rho = named_schedule(self.schedule)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:

@@ -1,0 +1,130 @@
+"""Paper A's training methods as contract solvers: one mini-batch update per step.
+
+Three methods share one class, :class:`MinibatchMLP`, and differ in two choices:
+
+- the gradient estimate: ``backprop`` (the mini-batch gradient, reverse mode) or ``forward`` (the
+  projected forward gradient ``phi = <grad f, u> u``, one direction ``u ~ N(0, I)``, forward mode
+  layer by layer: :func:`~beyond_backprop.autodiff.forward_gradient.layerwise_forward_gradient`);
+- the update: ``frank-wolfe`` (SFW's rule under a K-sparse polytope per tensor: momentum 0.9 as the
+  averaging, constant step ``lr / diameter``; paper A's E3) or ``sgd`` (unconstrained plain SGD).
+
+``backprop`` + ``frank-wolfe`` is FW with exact mini-batch gradients (paper A's baseline A'),
+``forward`` + ``frank-wolfe`` is averaged PFG-FW (its Algorithm C with SFW's step), and ``forward`` +
+``sgd`` is forward-gradient SGD. :func:`estimate_gradient` and :func:`sfw_optimizer` are the pieces
+that :mod:`beyond_backprop.experiments.paper_a_training` (A2, A3) uses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import models
+from ..autodiff.forward_gradient import layerwise_forward_gradient
+from .constraints import initialization_constraints
+from .frank_wolfe import FrankWolfe
+from .gradient import TorchOptimizer
+from .solver import Problem
+
+GRADIENTS = ("backprop", "forward")
+UPDATES = ("frank-wolfe", "sgd")
+BATCH = 1024  # paper A, E3: mini-batch 1024
+SFW_LEARNING_RATE = 0.1  # paper A, E3: SFW with momentum 0.9, lr 0.1 with diameter rescaling
+WIDTH_FACTOR = 10.0  # paper A, E2: K-sparse polytope in initialization mode, w = 10
+K_FRACTION = 0.05  # paper A, E2/E3: K = 5% of each tensor
+
+
+def estimate_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, forward: bool,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Write a gradient estimate of the mean cross-entropy on ``(x, y)`` into ``.grad``; return the loss.
+
+    ``forward=False``: the exact mini-batch gradient by backprop. ``forward=True``: the projected
+    forward gradient with one Gaussian direction from ``generator``, without an activation tape.
+    """
+    loss_fn = nn.functional.cross_entropy
+    if not forward:
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return loss.detach()
+    return layerwise_forward_gradient(model, loss_fn, x, y, generator=generator)
+
+
+def sfw_optimizer(groups: list[dict], *, averaging: bool, schedule: str = "sfw",
+                  learning_rate: float = 1.0) -> FrankWolfe:
+    """FW over ``groups``; ``schedule="sfw"`` is SFW's rule: constant step ``learning_rate / D`` per tensor."""
+    if schedule == "sfw":
+        return FrankWolfe(groups, schedule="sfw", averaging=averaging, step_scale=learning_rate,
+                          rescale="diameter")
+    return FrankWolfe(groups, schedule=schedule, averaging=averaging)
+
+
+@dataclass
+class MinibatchState:
+    """The model and its optimizer (updated in place), the generators of mini-batches and directions, steps."""
+
+    model: nn.Sequential
+    optimizer: torch.optim.Optimizer
+    batches: torch.Generator
+    directions: torch.Generator
+    k: int = 0
+
+
+class MinibatchMLP:
+    """One mini-batch update of the ReLU MLP ``widths`` per step (see the module docstring).
+
+    Args:
+        widths: ``[n_0, ..., n_L]``; ``n_0`` must match the problem's inputs, ``n_L`` its classes.
+        gradient: ``backprop`` or ``forward``. update: ``frank-wolfe`` or ``sgd``.
+        lr: SFW's learning rate (``frank-wolfe``, default 0.1) or the SGD step (``sgd``, required).
+        batch: rows per step, drawn with replacement; a training set of at most ``batch`` rows is
+            used whole at every step.
+        width_factor, k_fraction: the K-sparse polytope of each tensor (``frank-wolfe`` only).
+        init_std: parameters start at N(0, init_std²) (:func:`~beyond_backprop.models.init_normal_`),
+            then are rescaled into their sets.
+    """
+
+    def __init__(self, widths: list[int], *, gradient: str, update: str, lr: float | None = None,
+                 batch: int = BATCH, width_factor: float = WIDTH_FACTOR, k_fraction: float = K_FRACTION,
+                 init_std: float = models.INIT_STD) -> None:
+        if gradient not in GRADIENTS:
+            raise ValueError(f"invalid gradient {gradient!r}; expected one of {', '.join(GRADIENTS)}")
+        if update not in UPDATES:
+            raise ValueError(f"invalid update {update!r}; expected one of {', '.join(UPDATES)}")
+        if lr is None:
+            if update == "sgd":
+                raise ValueError("update 'sgd' needs a learning rate lr")
+            lr = SFW_LEARNING_RATE
+        if lr <= 0 or batch < 1:
+            raise ValueError(f"invalid lr {lr!r} or batch {batch!r}; expected lr > 0 and batch >= 1")
+        self.widths, self.gradient, self.update, self.lr, self.batch = list(widths), gradient, update, lr, batch
+        self.width_factor, self.k_fraction, self.init_std = width_factor, k_fraction, init_std
+
+    def init(self, problem: Problem, generator: torch.Generator) -> MinibatchState:
+        """N(0, std²) weights from ``generator`` (inside their sets for FW), and the step's own generators."""
+        model = models.init_normal_(models.mlp(self.widths).to(problem.device), generator, self.init_std)
+        if self.update == "frank-wolfe":
+            groups = initialization_constraints(model, "k-sparse", self.width_factor, k_fraction=self.k_fraction)
+            optimizer = sfw_optimizer(groups, averaging=True, learning_rate=self.lr)
+        else:
+            optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
+        seeds = torch.randint(0, 2**62, (2,), generator=generator, device=generator.device).tolist()
+        return MinibatchState(model, optimizer, torch.Generator().manual_seed(seeds[0]),
+                              torch.Generator(device=problem.device).manual_seed(seeds[1]))
+
+    def step(self, state: MinibatchState, problem: Problem) -> MinibatchState:
+        """Draw a mini-batch, estimate the gradient on it, update the weights."""
+        x, y = problem.x, problem.y
+        if x.shape[0] > self.batch:
+            rows = torch.randint(0, x.shape[0], (self.batch,), generator=state.batches).to(problem.device)
+            x, y = x[rows], y[rows]
+        estimate_gradient(state.model, x, y, forward=self.gradient == "forward", generator=state.directions)
+        state.optimizer.step()
+        state.model.zero_grad(set_to_none=True)
+        state.k += 1
+        return state
+
+    metrics = TorchOptimizer.metrics  # none beyond the shared columns
+    logits = staticmethod(TorchOptimizer.logits)  # the model's logits on the scored rows of a split

@@ -1,0 +1,93 @@
+"""Paper A's methods as contract solvers, against torch.autograd and the constraint sets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from beyond_backprop import models
+from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.optim.stochastic import MinibatchMLP, estimate_gradient
+
+
+def blobs(n: int = 90, d: int = 5, classes: int = 3, seed: int = 0) -> Problem:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    x = 3.0 * torch.randn(classes, d, generator=g)[labels] + 0.3 * torch.randn(n, d, generator=g)
+    return Problem(Split(x, labels), {"test": Split(x.flip(0), labels.flip(0))})
+
+
+def autograd_gradient(model: torch.nn.Module, problem: Problem) -> list[torch.Tensor]:
+    """The reference: torch.autograd's gradient of the mean cross-entropy on the training split."""
+    return list(torch.autograd.grad(torch.nn.functional.cross_entropy(model(problem.x), problem.y),
+                                    list(model.parameters())))
+
+
+def test_forward_estimate_is_unbiased_against_autograd():
+    torch.manual_seed(0)
+    model = models.mlp([5, 8, 3])
+    problem = blobs()
+    exact = torch.cat([g.flatten() for g in autograd_gradient(model, problem)])
+    generator = torch.Generator().manual_seed(1)
+    samples = 4000
+    mean = torch.zeros_like(exact)
+    for _ in range(samples):
+        estimate_gradient(model, problem.x, problem.y, forward=True, generator=generator)
+        mean += torch.cat([p.grad.flatten() for p in model.parameters()])
+    mean /= samples
+    # E phi = grad f; the sample mean's error shrinks like sqrt((d + 2) / samples) ||grad f||
+    d = exact.numel()
+    assert torch.linalg.vector_norm(mean - exact) < 4 * (d / samples) ** 0.5 * torch.linalg.vector_norm(exact)
+    assert torch.nn.functional.cosine_similarity(mean, exact, dim=0) > 0.9
+
+
+def test_backprop_estimate_is_the_autograd_gradient():
+    torch.manual_seed(0)
+    model = models.mlp([5, 8, 3])
+    problem = blobs()
+    exact = autograd_gradient(model, problem)
+    estimate_gradient(model, problem.x, problem.y, forward=False, generator=torch.Generator())
+    assert all(torch.allclose(p.grad, g) for p, g in zip(model.parameters(), exact))
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "forward"])
+def test_frank_wolfe_iterates_stay_in_their_k_sparse_sets(gradient):
+    problem = blobs()
+    solver = MinibatchMLP([5, 8, 3], gradient=gradient, update="frank-wolfe", batch=16, lr=0.5)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    for _ in range(25):
+        state = solver.step(state, problem)
+    for group in state.optimizer.param_groups:
+        assert group["constraint"].contains(group["params"][0].detach())
+    assert state.k == 25
+
+
+def test_sgd_step_is_the_update_along_the_estimate():
+    problem = blobs(n=12)  # smaller than the batch: every step sees the whole set
+    solver = MinibatchMLP([5, 8, 3], gradient="backprop", update="sgd", lr=0.1, batch=64)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in state.model.parameters()]
+    grads = autograd_gradient(state.model, problem)
+    state = solver.step(state, problem)
+    assert all(torch.allclose(p, b - 0.1 * g) for p, b, g in zip(state.model.parameters(), before, grads))
+
+
+def test_minibatches_and_directions_come_from_the_init_generator():
+    problem = blobs()
+    solver = MinibatchMLP([5, 8, 3], gradient="forward", update="sgd", lr=0.01, batch=8)
+    runs = []
+    for _ in range(2):
+        state = solver.init(problem, torch.Generator().manual_seed(4))
+        for _ in range(3):
+            state = solver.step(state, problem)
+        runs.append(torch.cat([p.detach().flatten() for p in state.model.parameters()]))
+    assert torch.equal(*runs)
+
+
+@pytest.mark.parametrize("kwargs", [{"gradient": "reverse", "update": "sgd", "lr": 0.1},
+                                    {"gradient": "forward", "update": "adam", "lr": 0.1},
+                                    {"gradient": "forward", "update": "sgd"},
+                                    {"gradient": "forward", "update": "sgd", "lr": 0.1, "batch": 0}])
+def test_bad_options_are_refused(kwargs):
+    with pytest.raises(ValueError, match="invalid|needs"):
+        MinibatchMLP([5, 8, 3], **kwargs)
