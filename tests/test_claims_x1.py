@@ -103,3 +103,15 @@ def test_missing_dataset_method_or_capped_steps_are_not_testable():
     assert x12.verdict == NOT_TESTABLE and "mDLAM is not merged" in x12.reason
     no_citeseer = final[final["dataset"] != "citeseer"]
     assert verdicts(no_citeseer, skipped={"citeseer": "citeseer is not available"})["X1.3"] == NOT_TESTABLE
+
+
+def test_a_method_with_too_few_steps_makes_its_comparisons_not_testable():
+    final = runs({"Adam": [0.8, 0.8, 0.8], "dlADMM": [0.5, 0.5, 0.5]})  # contradicts X1.1 ...
+    assert verdicts(final)["X1.1"] == NOT_REPRODUCED
+    short = final.copy()
+    short.loc[(short["method"] == "dlADMM") & (short["seed"] == 1), "steps"] = eb.MIN_STEPS - 1  # ... in one step
+    found = verdicts(short)
+    assert found["X1.1"] == NOT_TESTABLE and found["X1.5"] == NOT_TESTABLE  # dlADMM is compared in both
+    assert found["X1.4"] != NOT_TESTABLE  # memory is a per-step measure: the number of steps does not matter
+    reason = eb.too_few_steps(short, "fashion-mnist", ["dlADMM", "Adam"])
+    assert f"dlADMM {eb.MIN_STEPS - 1}" in reason and "Adam" not in reason

@@ -409,6 +409,22 @@ def time_ratio(final: pd.DataFrame, dataset: str, fast: Sequence[str], slow: str
     return float(max(min(q, budget) / min(s, budget) for q, s in zip(quick, slower)))
 
 
+MIN_STEPS = 5  # a comparison in which a method took fewer of its own steps says nothing about the method
+
+
+def too_few_steps(final: pd.DataFrame, dataset: str, methods: Sequence[str]) -> str:
+    """Why a comparison of ``methods`` is not testable at this budget (some seed of one of them took
+    fewer than :data:`MIN_STEPS` steps), or ``""``."""
+    part = final[(final["dataset"] == dataset) & final["method"].isin(list(methods))]
+    fewest = part.groupby("method")["steps"].min()
+    short = fewest[fewest < MIN_STEPS]
+    if short.empty:
+        return ""
+    listed = ", ".join(f"{method} {int(steps)}" for method, steps in short.items())
+    return (f"at this budget some methods take fewer than {MIN_STEPS} of their own steps (fewest in a seed: "
+            f"{listed}); a larger budget (--profile full) is needed")
+
+
 # method names the claims compare (as the notebook's methods are named)
 ADMM_TYPE = ("dlADMM", "Taylor's ADMM", "mDLAM")
 GRAPH_RIVALS = ("dlADMM", "Adam", "SGD")  # mDLAM's baselines among X1's methods
@@ -469,6 +485,8 @@ def x1_claims(comparison: Comparison, final: pd.DataFrame, skipped: Mapping[str,
             why = "; ".join(comparison.not_run.get((dataset, m), f"{m} was not run") for m in absent)
         elif comparison.capped and declared.id != "X1.4":
             why = f"steps were capped at {comparison.capped} (smoke): not an equal wall-clock budget"
+        elif declared.id != "X1.4":
+            why = too_few_steps(final, dataset, [m for m in (*needs, *any_of) if m in ran])
         if why:
             out[declared.id] = Measurement(None, at, why)
             continue
