@@ -1,7 +1,6 @@
 """LMOs against brute force over vertices and a linear-programming solve; feasibility properties."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest
