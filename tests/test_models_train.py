@@ -72,3 +72,12 @@ def test_bad_optimizer_arguments(kwargs):
     arguments = {"optimizer": "adam", "lr": 0.1, **kwargs}
     with pytest.raises(ValueError, match="invalid"):
         TorchOptimizer(lambda p: models.mlp([2, 2]), arguments.pop("optimizer"), **arguments)
+
+
+def test_linear_default_init_from_a_generator_equals_torchs_own_under_a_global_seed():
+    torch.manual_seed(3)
+    reference = models.mlp([6, 5, 4, 3])
+    drawn = models.init_linear_default_(models.mlp([6, 5, 4, 3]), torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(reference.parameters(), drawn.parameters()))
+    fan_in = 6 ** -0.5  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the first bias, Kaiming's bound for its weights
+    assert drawn[0].bias.abs().max() <= fan_in and drawn[0].weight.abs().max() <= fan_in

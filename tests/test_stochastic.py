@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from beyond_backprop import models
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.optim.solver import Problem, Split, run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP, estimate_gradient
 
 
@@ -84,10 +86,52 @@ def test_minibatches_and_directions_come_from_the_init_generator():
     assert torch.equal(*runs)
 
 
+def brute_force_lmo_value(g: torch.Tensor, k: int, radius: float) -> float:
+    """min over every vertex v of the K-sparse polytope (K entries of ±radius, the rest 0) of <g, v>."""
+    g = g.flatten().tolist()
+    return min(sum(s * radius * g[i] for i, s in zip(support, signs))
+               for support in itertools.combinations(range(len(g)), k)
+               for signs in itertools.product((-1, 1), repeat=k))
+
+
+def test_fw_gap_metric_is_the_brute_force_gap_over_every_vertex():
+    problem = blobs(n=40, d=2, classes=2)
+    solver = MinibatchMLP([2, 2, 2], gradient="backprop", update="frank-wolfe", batch=8, k_fraction=0.5,
+                          gap_samples=30)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    state = solver.step(state, problem)
+    params = list(state.model.parameters())
+    x, y = problem.x[:30], problem.y[:30]
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(state.model(x), y), params)
+    expected = 0.0
+    for g, p, group in zip(grads, params, state.optimizer.param_groups):
+        constraint = group["constraint"]
+        expected += float(torch.sum(g * p.detach())) - brute_force_lmo_value(g, constraint.k, constraint.radius)
+    assert float(solver.metrics(state, problem)["fw_gap"]) == pytest.approx(expected, rel=1e-5)
+    assert expected > 0  # a gap, not a vacuous 0: the iterate is not stationary after one step
+
+
+def test_plain_pfg_fw_is_the_unaveraged_step_with_the_theory_schedule():
+    problem = blobs()
+    runs = {}
+    for averaging in (True, False):
+        solver = MinibatchMLP([5, 8, 3], gradient="forward", update="frank-wolfe", batch=16, averaging=averaging,
+                              schedule="nonconvex", init="torch-default", gap_samples=20)
+        state = solver.init(problem, torch.Generator().manual_seed(0))
+        state, runs[averaging] = run_history(solver, state, problem, 6, evaluate_every=3)
+        assert state.optimizer.schedule == "nonconvex"
+        assert list(runs[averaging]["iteration"]) == [3, 6] and "fw_gap" in runs[averaging]
+    assert not runs[True]["fw_gap"].equals(runs[False]["fw_gap"])  # the averaging changes the iterates
+
+
 @pytest.mark.parametrize("kwargs", [{"gradient": "reverse", "update": "sgd", "lr": 0.1},
+                                    {"gradient": "forward", "update": "frank-wolfe", "init": "xavier"},
+                                    {"gradient": "forward", "update": "frank-wolfe", "schedule": "cosine"},
+                                    {"gradient": "forward", "update": "sgd", "lr": 0.1, "averaging": False},
+                                    {"gradient": "forward", "update": "sgd", "lr": 0.1, "gap_samples": 10},
                                     {"gradient": "forward", "update": "adam", "lr": 0.1},
                                     {"gradient": "forward", "update": "sgd"},
                                     {"gradient": "forward", "update": "sgd", "lr": 0.1, "batch": 0}])
 def test_bad_options_are_refused(kwargs):
-    with pytest.raises(ValueError, match="invalid|needs"):
+    with pytest.raises(ValueError, match="invalid|needs|only"):
         MinibatchMLP([5, 8, 3], **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -90,4 +91,23 @@ def init_normal_(model: nn.Module, generator: torch.Generator, std: float = INIT
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(std * torch.randn(parameter.shape, generator=generator, device=generator.device))
+    return model
+
+
+def init_linear_default_(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Every ``nn.Linear`` of ``model`` as ``reset_parameters`` initialises it (weights Kaiming-uniform with
+    a = sqrt(5), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))), drawn in order from ``generator`` (on its device).
+
+    Paper A's initialisation (torch's default, as in SFW's code). With a CPU generator seeded ``s`` it
+    equals ``torch.manual_seed(s)`` followed by building the model on the CPU.
+    """
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, nn.Linear):
+                weight = torch.empty(layer.weight.shape, device=generator.device)
+                layer.weight.copy_(nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator))
+                if layer.bias is not None:
+                    bound = 1 / math.sqrt(layer.in_features)
+                    bias = torch.empty(layer.bias.shape, device=generator.device)
+                    layer.bias.copy_(bias.uniform_(-bound, bound, generator=generator))
     return model

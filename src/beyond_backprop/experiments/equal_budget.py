@@ -68,7 +68,7 @@ def image_task(name: str, data_dir: str, device: torch.device, *, train_size: in
     """Task M on an image dataset, the first ``train_size``/``test_size`` images (0: all); raises DataMissing."""
     images = data.load_images(name, data_dir or None, train_limit=train_size or None,
                               test_limit=test_size or None).to(device)
-    return Task(name, "M", paper_d.image_problem(images, classes=10))
+    return Task(name, "M", images.problem(classes=10))
 
 
 def graph_task(name: str, data_dir: str, device: torch.device) -> Task:

@@ -15,34 +15,27 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .. import models
 from ..data import ImageData
-from ..optim.constraints import initialization_constraints
-from ..optim.frank_wolfe import FrankWolfe
-from ..optim.stochastic import estimate_gradient, sfw_optimizer
+from ..optim.solver import Problem, Split, run_history
+from ..optim.stochastic import MinibatchMLP, estimate_gradient
 from ..runtime import PeakMemory, Timer
 from ..results import Measurement
 
 TRAINING_METHODS = ("backprop-fw", "pfg", "averaged-pfg")
 LABELS = {"backprop-fw": "FW, backprop gradient", "pfg": "PFG-FW (plain)", "averaged-pfg": "averaged PFG-FW"}
+METHOD_OPTIONS = {"backprop-fw": {"gradient": "backprop", "averaging": True},
+                  "pfg": {"gradient": "forward", "averaging": False},
+                  "averaged-pfg": {"gradient": "forward", "averaging": True}}
 
 
-def constrained_mlp(widths: list[int], constraint: str, width_factor: float, k_fraction: float,
-                    seed: int, device: torch.device) -> tuple[nn.Module, list[dict]]:
-    """A fresh MLP, per-tensor constraint sets from its initial scale, and a FW optimiser over them."""
-    torch.manual_seed(seed)
-    model = models.mlp(widths).to(device)
-    groups = initialization_constraints(model, constraint, width_factor, k_fraction=k_fraction)
-    return model, groups
-
-
-def exact_fw_gap(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: torch.Tensor) -> float:
-    """sum over tensors of <grad f, theta - LMO(grad f)> with the full-batch gradient on (x, y)."""
-    params = [g["params"][0] for g in optimizer.param_groups]
-    grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), params)
-    with torch.no_grad():
-        return float(sum(torch.sum(g * (p - group["constraint"].lmo(g)))
-                         for g, p, group in zip(grads, params, optimizer.param_groups)))
+def fw_solver(method: str, widths: list[int], *, batch: int, schedule: str, learning_rate: float = 1.0,
+              gap_samples: int = 0) -> MinibatchMLP:
+    """One of :data:`TRAINING_METHODS` as a contract solver: the K-sparse polytope (w = 10, K = 5%) on every
+    tensor, biases included, around torch's default initialisation."""
+    if method not in TRAINING_METHODS:
+        raise ValueError(f"invalid method {method!r}; expected one of {', '.join(TRAINING_METHODS)}")
+    return MinibatchMLP(widths, update="frank-wolfe", lr=learning_rate, batch=batch, schedule=schedule,
+                        init="torch-default", gap_samples=gap_samples, **METHOD_OPTIONS[method])
 
 
 def density(model: nn.Module, threshold: float = 1e-8) -> float:
@@ -51,33 +44,22 @@ def density(model: nn.Module, threshold: float = 1e-8) -> float:
     return sum(int((p.abs() > threshold).sum()) for p in model.parameters()) / total
 
 
-def train(images: ImageData, method: str, *, widths: list[int], iterations: int, batch: int, constraint: str,
-          width_factor: float, k_fraction: float, schedule: str, gap_samples: int, gap_every: int,
-          seed: int, device: torch.device, learning_rate: float = 1.0) -> tuple[pd.DataFrame, dict]:
-    """Train one method; history rows every ``gap_every`` steps; a summary with test accuracy and density."""
-    if method not in TRAINING_METHODS:
-        raise ValueError(f"invalid method {method!r}; expected one of {', '.join(TRAINING_METHODS)}")
-    model, groups = constrained_mlp(widths, constraint, width_factor, k_fraction, seed, device)
-    optimizer = sfw_optimizer(groups, averaging=method != "pfg", schedule=schedule, learning_rate=learning_rate)
-    data = images.to(device)
-    gap_x, gap_y = data.x_train[:gap_samples], data.y_train[:gap_samples]
-    batches = torch.Generator(device="cpu").manual_seed(seed)
-    directions = torch.Generator(device=device).manual_seed(seed + 1)
-    rows, best_gap = [], math.inf
-    for k in tqdm(range(1, iterations + 1), desc=method, leave=False):
-        rows_index = torch.randint(0, len(data.y_train), (batch,), generator=batches).to(device)
-        loss = estimate_gradient(model, data.x_train[rows_index], data.y_train[rows_index],
-                                 forward=method != "backprop-fw", generator=directions)
-        optimizer.step()
-        if k % gap_every == 0 or k == iterations:
-            gap = exact_fw_gap(model, optimizer, gap_x, gap_y)
-            best_gap = min(best_gap, gap)
-            rows.append({"iteration": k, "batch_loss": float(loss), "fw_gap": gap, "min_fw_gap": best_gap})
-    with torch.no_grad():
-        accuracy = float((model(data.x_test).argmax(1) == data.y_test).float().mean())
-    summary = {"method": method, "test_accuracy": accuracy, "density": density(model),
-               "parameters": sum(p.numel() for p in model.parameters())}
-    return pd.DataFrame(rows).assign(method=method), summary
+def train(images: ImageData, method: str, *, widths: list[int], iterations: int, batch: int, schedule: str,
+          gap_samples: int, gap_every: int, seed: int, device: torch.device,
+          learning_rate: float = 1.0) -> tuple[pd.DataFrame, dict]:
+    """Train one method through :func:`~beyond_backprop.optim.solver.run_history`, a history row every
+    ``gap_every`` steps (with ``min_fw_gap``, the best FW gap so far); a summary with the final test
+    accuracy and density."""
+    solver = fw_solver(method, widths, batch=batch, schedule=schedule, learning_rate=learning_rate,
+                       gap_samples=gap_samples)
+    problem = images.to(device).problem(widths[-1])
+    state = solver.init(problem, torch.Generator().manual_seed(seed))
+    state, history = run_history(solver, state, problem, iterations, evaluate_every=gap_every, progress=True,
+                                 description=method)
+    history["min_fw_gap"] = history["fw_gap"].cummin()
+    summary = {"method": method, "test_accuracy": float(history["test_accuracy"].iloc[-1]),
+               "density": density(state.model), "parameters": sum(p.numel() for p in state.model.parameters())}
+    return history.assign(method=method), summary
 
 
 STEP_RULES = {"sfw": "SFW step (lr / diameter, momentum 0.9)", "theory": "theory step (1/(k+1), rho (k+1)^-2/3)"}
@@ -94,7 +76,6 @@ def compare_training(datasets: dict[str, ImageData], *, hidden: int, iterations:
         for method, rule in runs:
             history, summary = train(
                 images, method, widths=[784, hidden, hidden, 10], iterations=iterations, batch=batch,
-                constraint="k-sparse", width_factor=10.0, k_fraction=0.05,
                 schedule="sfw" if rule == "sfw" else "nonconvex", learning_rate=learning_rate,
                 gap_samples=gap_samples, gap_every=gap_every, seed=seed, device=device)
             histories.append(history.assign(dataset=label, step_rule=rule))
@@ -171,37 +152,28 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
     ``tape_bytes`` (the gradient phase's peak beyond ``.grad``: activations stored for the backward
     pass, or the JVP's primal and tangent buffers) and ``update_bytes`` (the FW update's temporaries).
     """
-    widths = [784] + [width] * depth + [10]
-    model, groups = constrained_mlp(widths, "k-sparse", 10.0, 0.05, seed, device)
-    optimizer = sfw_optimizer(groups, averaging=method != "pfg", schedule="nonconvex")
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def clear() -> None:
-        for p in model.parameters():
-            p.grad = None
-
-    def step() -> None:
-        estimate_gradient(model, x, y, forward=method != "backprop-fw", generator=generator)
-        optimizer.step()
-        clear()
-
+    solver = fw_solver(method, [784] + [width] * depth + [10], batch=batch, schedule="nonconvex")
+    problem = Problem(Split(x, y), classes=10)
+    state = solver.init(problem, torch.Generator().manual_seed(seed))
+    model, optimizer = state.model, state.optimizer
+    forward = solver.gradient == "forward"
     for _ in range(2):  # warm-up: the averaged direction and the LMO buffer exist from here on
-        step()
+        solver.step(state, problem)
     times = []
     for _ in range(repeats):
         with Timer(device) as timer:
-            step()
+            solver.step(state, problem)
         times.append(timer.seconds)
     with PeakMemory(device) as meter:
-        step()
+        solver.step(state, problem)
     with PeakMemory(device) as gradient_meter:
-        estimate_gradient(model, x, y, forward=method != "backprop-fw", generator=generator)
+        estimate_gradient(model, x, y, forward=forward, generator=state.directions)
     gradient_bytes = _bytes(p.grad for p in model.parameters())
     with PeakMemory(device) as update_meter:
         optimizer.step()
-    clear()
+    model.zero_grad(set_to_none=True)
     breakdown = {
         "weights_bytes": _bytes(model.parameters()), "batch_bytes": _bytes([x, y]),
         "direction_bytes": _bytes(t for s in optimizer.state.values() for t in s.values()),

@@ -44,12 +44,6 @@ def fixed_rho(rho: float) -> DLADMMOptions:
     return replace(PAPER, rho=rho, nu=None, rho_rule="fixed")
 
 
-def image_problem(images: data.ImageData, classes: int) -> Problem:
-    """The training images, and the test images as the split ``test``."""
-    return Problem(Split(images.x_train, images.y_train), {"test": Split(images.x_test, images.y_test)},
-                   classes=classes)
-
-
 def run_method(solver: Solver, problem: Problem, *, iterations: int, seed: int = 0,
                evaluate_every: int = 1) -> pd.DataFrame:
     """``solver`` from an initialisation drawn by a generator seeded with ``seed``, through :func:`run_history`."""
@@ -62,7 +56,7 @@ def run_method(solver: Solver, problem: Problem, *, iterations: int, seed: int =
 def run_dladmm(images: data.ImageData, widths: list[int], options: DLADMMOptions = PAPER, *, iterations: int,
                seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
     """dlADMM with ``options`` on ``images`` from a seeded initialisation."""
-    return run_method(DLADMM(widths, options), image_problem(images, widths[-1]), iterations=iterations, seed=seed,
+    return run_method(DLADMM(widths, options), images.problem(widths[-1]), iterations=iterations, seed=seed,
                       evaluate_every=evaluate_every)
 
 
@@ -114,7 +108,7 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
         solvers[name] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
                                        reduction="sum" if name == "gd" else "mean")
     solvers["ADMM (Taylor)"] = TaylorADMM(widths, rho=taylor_rho)
-    problem = image_problem(images, widths[-1])
+    problem = images.problem(widths[-1])
     frames = [run_method(solver, problem, iterations=iterations, seed=seed, evaluate_every=evaluate_every)
               .assign(method=name) for name, solver in solvers.items()]
     return pd.concat(frames, ignore_index=True)

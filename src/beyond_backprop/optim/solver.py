@@ -40,6 +40,8 @@ METRICS: dict[str, str] = {
     "rho": "the penalty parameter rho after the step",
     "eps": "mDLAM's band half-width epsilon used in the step",
     "fallbacks": "mDLAM's safeguarded (non-extrapolated) block updates in the step",
+    "fw_gap": "Frank-Wolfe gap sum <grad f, theta - LMO(grad f)> over the constrained tensors, with the exact "
+              "gradient of the mean cross-entropy on the first training rows (paper A's solvers, ``gap_samples``)",
     "<split>_accuracy": "fraction of the split's labelled rows whose largest logit is the label",
 }
 FIXED_COLUMNS = ("iteration", "seconds", "train_loss")

@@ -10,8 +10,9 @@ Three methods share one class, :class:`MinibatchMLP`, and differ in two choices:
 
 ``backprop`` + ``frank-wolfe`` is FW with exact mini-batch gradients (paper A's baseline A'),
 ``forward`` + ``frank-wolfe`` is averaged PFG-FW (its Algorithm C with SFW's step), and ``forward`` +
-``sgd`` is forward-gradient SGD. :func:`estimate_gradient` and :func:`sfw_optimizer` are the pieces
-that :mod:`beyond_backprop.experiments.paper_a_training` (A2, A3) uses too.
+``sgd`` is forward-gradient SGD. Paper A's own runs (A2, A3) add plain PFG-FW (``averaging=False``),
+the theory step rule (``schedule="nonconvex"``), torch's default initialisation
+(``init="torch-default"``) and the exact FW gap as a metric (``gap_samples``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .solver import Problem
 
 GRADIENTS = ("backprop", "forward")
 UPDATES = ("frank-wolfe", "sgd")
+INITS = ("normal", "torch-default")
+SCHEDULES = ("sfw", "nonconvex")
 BATCH = 1024  # paper A, E3: mini-batch 1024
 SFW_LEARNING_RATE = 0.1  # paper A, E3: SFW with momentum 0.9, lr 0.1 with diameter rescaling
 WIDTH_FACTOR = 10.0  # paper A, E2: K-sparse polytope in initialization mode, w = 10
@@ -61,6 +64,17 @@ def sfw_optimizer(groups: list[dict], *, averaging: bool, schedule: str = "sfw",
     return FrankWolfe(groups, schedule=schedule, averaging=averaging)
 
 
+def exact_fw_gap(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The FW gap sum over tensors of <grad f, theta - LMO(grad f)>, with the full-batch gradient of the mean
+    cross-entropy on ``(x, y)`` (0-d tensor; ``.grad`` is left alone)."""
+    params = [group["params"][0] for group in optimizer.param_groups]
+    with torch.enable_grad():
+        grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), params)
+    with torch.no_grad():
+        return sum(torch.sum(g * (p - group["constraint"].lmo(g)))
+                   for g, p, group in zip(grads, params, optimizer.param_groups))
+
+
 @dataclass
 class MinibatchState:
     """The model and its optimizer (updated in place), the generators of mini-batches and directions, steps."""
@@ -82,17 +96,33 @@ class MinibatchMLP:
         batch: rows per step, drawn with replacement; a training set of at most ``batch`` rows is
             used whole at every step.
         width_factor, k_fraction: the K-sparse polytope of each tensor (``frank-wolfe`` only).
-        init_std: parameters start at N(0, init_std²) (:func:`~beyond_backprop.models.init_normal_`),
-            then are rescaled into their sets.
+        averaging: ``frank-wolfe`` only: average the gradient estimates (momentum 0.9 under SFW's rule,
+            the theory weights under ``nonconvex``); ``False`` is plain PFG-FW.
+        schedule: ``frank-wolfe`` only: ``sfw`` (constant step ``lr / diameter``) or ``nonconvex`` (the
+            theory rule, step 1/(k+1) and averaging weight (k+1)^(-2/3); ``lr`` unused).
+        init: ``normal``: parameters start at N(0, init_std²) (:func:`~beyond_backprop.models.init_normal_`);
+            ``torch-default``: ``nn.Linear``'s own initialisation
+            (:func:`~beyond_backprop.models.init_linear_default_`). FW then rescales them into their sets.
+        gap_samples: ``frank-wolfe`` only: report the exact FW gap on the first ``gap_samples`` training
+            rows as the metric ``fw_gap`` (0: no metric).
+
+    The mini-batch generator (CPU) and the direction generator (problem's device) of a run are seeded
+    with the seed of the generator given to :meth:`init` and that seed + 1, as in paper A's scripts.
     """
 
     def __init__(self, widths: list[int], *, gradient: str, update: str, lr: float | None = None,
                  batch: int = BATCH, width_factor: float = WIDTH_FACTOR, k_fraction: float = K_FRACTION,
-                 init_std: float = models.INIT_STD) -> None:
+                 init_std: float = models.INIT_STD, averaging: bool = True, schedule: str = "sfw",
+                 init: str = "normal", gap_samples: int = 0) -> None:
         if gradient not in GRADIENTS:
             raise ValueError(f"invalid gradient {gradient!r}; expected one of {', '.join(GRADIENTS)}")
         if update not in UPDATES:
             raise ValueError(f"invalid update {update!r}; expected one of {', '.join(UPDATES)}")
+        if init not in INITS or schedule not in SCHEDULES:
+            raise ValueError(f"invalid init {init!r} or schedule {schedule!r}; expected init in {', '.join(INITS)}"
+                             f" and schedule in {', '.join(SCHEDULES)}")
+        if update == "sgd" and (not averaging or schedule != "sfw" or gap_samples):
+            raise ValueError("averaging=False, schedule and gap_samples apply to update 'frank-wolfe' only")
         if lr is None:
             if update == "sgd":
                 raise ValueError("update 'sgd' needs a learning rate lr")
@@ -101,18 +131,23 @@ class MinibatchMLP:
             raise ValueError(f"invalid lr {lr!r} or batch {batch!r}; expected lr > 0 and batch >= 1")
         self.widths, self.gradient, self.update, self.lr, self.batch = list(widths), gradient, update, lr, batch
         self.width_factor, self.k_fraction, self.init_std = width_factor, k_fraction, init_std
+        self.averaging, self.schedule, self.init_kind, self.gap_samples = averaging, schedule, init, gap_samples
 
     def init(self, problem: Problem, generator: torch.Generator) -> MinibatchState:
-        """N(0, std²) weights from ``generator`` (inside their sets for FW), and the step's own generators."""
-        model = models.init_normal_(models.mlp(self.widths).to(problem.device), generator, self.init_std)
+        """Initial weights from ``generator`` (inside their sets for FW), and the step's own generators."""
+        model = models.mlp(self.widths).to(problem.device)
+        if self.init_kind == "normal":
+            models.init_normal_(model, generator, self.init_std)
+        else:
+            models.init_linear_default_(model, generator)
         if self.update == "frank-wolfe":
             groups = initialization_constraints(model, "k-sparse", self.width_factor, k_fraction=self.k_fraction)
-            optimizer = sfw_optimizer(groups, averaging=True, learning_rate=self.lr)
+            optimizer = sfw_optimizer(groups, averaging=self.averaging, schedule=self.schedule, learning_rate=self.lr)
         else:
             optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
-        seeds = torch.randint(0, 2**62, (2,), generator=generator, device=generator.device).tolist()
-        return MinibatchState(model, optimizer, torch.Generator().manual_seed(seeds[0]),
-                              torch.Generator(device=problem.device).manual_seed(seeds[1]))
+        seed = generator.initial_seed()
+        return MinibatchState(model, optimizer, torch.Generator().manual_seed(seed),
+                              torch.Generator(device=problem.device).manual_seed(seed + 1))
 
     def step(self, state: MinibatchState, problem: Problem) -> MinibatchState:
         """Draw a mini-batch, estimate the gradient on it, update the weights."""
@@ -126,5 +161,11 @@ class MinibatchMLP:
         state.k += 1
         return state
 
-    metrics = TorchOptimizer.metrics  # none beyond the shared columns
+    def metrics(self, state: MinibatchState, problem: Problem) -> dict[str, torch.Tensor]:
+        """``fw_gap`` on the first ``gap_samples`` training rows, when asked for; nothing otherwise."""
+        if not self.gap_samples:
+            return {}
+        rows = slice(0, self.gap_samples)
+        return {"fw_gap": exact_fw_gap(state.model, state.optimizer, problem.x[rows], problem.y[rows])}
+
     logits = staticmethod(TorchOptimizer.logits)  # the model's logits on the scored rows of a split
