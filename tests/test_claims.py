@@ -5,7 +5,7 @@ import json
 import pytest
 
 from beyond_backprop import claims, report, results
-from beyond_backprop.claims import CITED, DERIVED, Declaration
+from beyond_backprop.claims import CITED, DEMONSTRATION, DERIVED, Declaration
 from beyond_backprop.results import AtLeast, ClaimLedger, NotTestable
 
 
@@ -21,6 +21,7 @@ def declared(**kwargs):
     {"source": CITED},  # a cited claim names its citation
     {"citation": "Bertoin et al. 2021"},  # and only a cited claim has one
     {"rule": "reproduced"},
+    {"scale_origin": {"width": "spec E3 [R]"}},  # names no scale entry
 ])
 def test_bad_declarations_are_refused(kwargs):
     with pytest.raises((ValueError, TypeError)):
@@ -32,6 +33,21 @@ def test_at_scale_the_paper_rule_decides_both_ways():
     assert spec.judge(0.75, {"epochs": 200}).verdict == results.REPRODUCED
     assert spec.judge(0.40, {"epochs": 200}).verdict == results.NOT_REPRODUCED
     assert spec.judge(0.75, {"epochs": 300}).verdict == results.REPRODUCED  # above scale is at scale
+
+
+def test_a_demonstration_that_holds_is_demonstrated_never_reproduced():
+    spec = declared(source=DEMONSTRATION)
+    assert spec.judge(0.75, {"epochs": 200}).verdict == results.DEMONSTRATED
+    assert spec.judge(0.40, {"epochs": 200}).verdict == results.NOT_REPRODUCED  # a broken self-check shows
+    assert declared().judge(0.75, {"epochs": 200}).verdict == results.REPRODUCED
+
+
+def test_a_scale_entry_from_the_spec_is_never_labelled_the_papers():
+    spec = declared(scale={"epochs": 10}, scale_origin={"epochs": "spec E3 [R]"})
+    claim = spec.judge(0.10, {"epochs": 8})
+    assert claim.setting == "epochs 8 (spec E3 [R]: 10)"
+    assert "paper" not in claim.setting and "paper" not in claim.reason
+    assert declared().judge(0.75, {"epochs": 150}).setting == "epochs 150 (paper 200)"
 
 
 def test_below_scale_without_a_budget_value_is_not_testable_never_not_reproduced():

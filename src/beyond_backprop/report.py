@@ -10,12 +10,13 @@ from typing import Any, Sequence
 
 from .catalogue import CATALOGUE, PAPERS
 from .claims import PAPER, SOURCES, declared_for
-from .results import FAILED, NEVER_MEASURED, VERDICTS
+from .results import DEMONSTRATED, FAILED, NEVER_MEASURED, VERDICTS
 
 UNFINISHED = "did not finish"
-ALL_VERDICTS = VERDICTS + (FAILED, UNFINISHED, NEVER_MEASURED)
+ALL_VERDICTS = (DEMONSTRATED,) + VERDICTS + (FAILED, UNFINISHED, NEVER_MEASURED)
 SOURCE_NAMES = {"paper": "the paper's own claims", "cited": "claims of other papers it cites",
-                "derived": "the project's derived checks"}
+                "derived": "the project's derived checks",
+                "demonstration": "demonstrations (hold by construction; not evidence about the paper)"}
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
@@ -74,7 +75,8 @@ def _source(claim: dict[str, Any]) -> str:
 
 
 def _count_text(counts: Counter) -> str:
-    return ", ".join(f"{counts.get(v, 0)} {v}" for v in ALL_VERDICTS if counts.get(v, 0) or v in VERDICTS)
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in ALL_VERDICTS
+                     if counts.get(v, 0) or (v in VERDICTS and v != DEMONSTRATED))
 
 
 def verdict_counts(states: dict[str, dict[str, Any]]) -> Counter:

@@ -23,6 +23,7 @@ REPRODUCED = "reproduced"
 PARTLY = "partly"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTABLE = "not testable here"
+DEMONSTRATED = "demonstrated"  # a demonstration's check held: shown, never counted as a reproduction
 FAILED = "failed"  # set by the report when a notebook did not finish
 NEVER_MEASURED = "never measured"  # set by the report for a declared claim its notebook did not record
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTABLE)
@@ -186,7 +187,9 @@ class Claim:
 
     @property
     def verdict(self) -> str:
-        return self.rule.evaluate(self.measured)[0]
+        """The rule's verdict; a demonstration that holds is ``demonstrated``, not ``reproduced``."""
+        verdict = self.rule.evaluate(self.measured)[0]
+        return DEMONSTRATED if verdict == REPRODUCED and self.source == "demonstration" else verdict
 
     @property
     def reason(self) -> str:
@@ -251,12 +254,12 @@ class ClaimLedger:
 
     def not_testable(self, claim_id: str, reason: str, *, at: dict[str, Any] | None = None) -> Claim:
         """Record that a declared claim cannot be tested here (missing data, no GPU), and why."""
-        from .claims import describe_setting, declaration
+        from .claims import declaration
 
         spec = declaration(claim_id)
         return self.add(Claim(spec.id, paper=spec.paper, statement=spec.statement, paper_value=spec.paper_value,
                               measured=None, rule=NotTestable(reason), unit=spec.unit, source=spec.source,
-                              citation=spec.citation, setting=describe_setting(at or {}, spec.scale)))
+                              citation=spec.citation, setting=spec.setting(at or {})))
 
     def record(self, measurements: dict[str, Measurement]) -> None:
         """Record each measurement by claim id: :meth:`measure`, or :meth:`not_testable` with its reason."""

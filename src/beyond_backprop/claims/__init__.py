@@ -6,8 +6,8 @@ notebook's claims, which the report uses to show claims that failed or were neve
 
 from __future__ import annotations
 
-from .declaration import CITED, DERIVED, PAPER, SOURCES, Declaration, describe_setting
+from .declaration import CITED, DEMONSTRATION, DERIVED, PAPER, SOURCES, Declaration, describe_setting
 from .registry import DECLARATIONS, declaration, declared_for
 
-__all__ = ["CITED", "DERIVED", "PAPER", "SOURCES", "Declaration", "DECLARATIONS", "declaration",
+__all__ = ["CITED", "DEMONSTRATION", "DERIVED", "PAPER", "SOURCES", "Declaration", "DECLARATIONS", "declaration",
            "declared_for", "describe_setting"]

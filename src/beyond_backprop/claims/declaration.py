@@ -22,7 +22,8 @@ from ..results import Claim, NotTestable, Rule
 PAPER = "paper"
 CITED = "cited"
 DERIVED = "derived"
-SOURCES = (PAPER, CITED, DERIVED)
+DEMONSTRATION = "demonstration"  # holds by construction (an identity, a convention, a safeguard): counted apart
+SOURCES = (PAPER, CITED, DERIVED, DEMONSTRATION)
 CLAIM_ID = re.compile(r"^[A-Z]\d+\.\d+$")
 
 BudgetRule = Callable[[Mapping[str, Any]], "tuple[Rule, str] | None"]
@@ -32,18 +33,26 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def describe_setting(at: Mapping[str, Any], scale: Mapping[str, Any]) -> str:
-    """``epochs 15 of the paper's 200, dataset cora``: the setting run, beside the paper's scale."""
+def _shown(value: Any) -> str:
+    return f"{value:,}" if _number(value) and float(value).is_integer() else f"{value}"
+
+
+def describe_setting(at: Mapping[str, Any], scale: Mapping[str, Any],
+                     scale_origin: Mapping[str, str] | None = None) -> str:
+    """``epochs 15 (paper 200), dataset cora``: the setting run, beside the scale of the claim's value.
+
+    A scale entry is labelled ``paper`` only when the number is in the paper; ``scale_origin`` names
+    the others (``{"epochs": "spec E3 [R]"}`` prints ``epochs 8 (spec E3 [R]: 10)``).
+    """
+    origin = scale_origin or {}
     parts = []
     for key, value in at.items():
         name = key.replace("_", " ")
-        shown = f"{value:,}" if _number(value) and float(value).is_integer() else f"{value}"
         if key in scale and scale[key] != value:
-            paper = scale[key]
-            paper_shown = f"{paper:,}" if _number(paper) and float(paper).is_integer() else f"{paper}"
-            parts.append(f"{name} {shown} (paper {paper_shown})")
+            label = f"{origin[key]}: " if key in origin else "paper "
+            parts.append(f"{name} {_shown(value)} ({label}{_shown(scale[key])})")
         else:
-            parts.append(f"{name} {shown}")
+            parts.append(f"{name} {_shown(value)}")
     return ", ".join(parts)
 
 
@@ -52,10 +61,15 @@ class Declaration:
     """One claim: id ``<result>.<n>``, statement, the paper's value and where it comes from, the rule.
 
     Args:
-        source: ``paper`` (the paper's own claim), ``cited`` (another paper's, named in ``citation``)
-            or ``derived`` (the project's own check, e.g. a closed form or a sanity check).
+        source: ``paper`` (the paper's own claim), ``cited`` (another paper's, named in ``citation``),
+            ``derived`` (the project's own check of a consequence of the paper, e.g. a closed form) or
+            ``demonstration`` (holds by construction: a moment identity, a PyTorch convention, a safeguard
+            that enforces descent; shown, and counted apart from the verdicts about the paper, which
+            then reads ``demonstrated`` instead of ``reproduced``).
         scale: the setting at which ``paper_value`` holds, e.g. ``{"epochs": 200}``. Numeric entries
             gate the verdict (a smaller measured setting is below scale); others must match exactly.
+        scale_origin: for each scale entry that is not a number from the paper, where it comes from
+            (``{"epochs": "spec E3 [R]"}``); the setting column then never calls it the paper's.
         at_budget: for a run below scale, the paper's value at that budget when the paper gives one
             (a table row, a curve read at that iteration): ``at -> (rule, paper value text)`` or None.
     """
@@ -69,6 +83,7 @@ class Declaration:
     citation: str = ""
     scale: Mapping[str, Any] = field(default_factory=dict)
     at_budget: BudgetRule | None = None
+    scale_origin: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not CLAIM_ID.match(self.id):
@@ -79,6 +94,9 @@ class Declaration:
             raise ValueError(f"{self.id}: a citation goes with source 'cited', and only with it")
         if not isinstance(self.rule, Rule):
             raise TypeError(f"{self.id}: invalid rule {self.rule!r}; expected a results.Rule")
+        if set(self.scale_origin) - set(self.scale):
+            raise ValueError(f"{self.id}: scale_origin names {sorted(set(self.scale_origin) - set(self.scale))}, "
+                             "which are not scale entries")
 
     @property
     def notebook(self) -> str:
@@ -111,9 +129,14 @@ class Declaration:
             if budget is not None:
                 rule, paper_value = budget
             else:
-                gaps = "; ".join(f"runs {k.replace('_', ' ')} {at[k]} of the paper's {self.scale[k]}" for k in short)
+                gaps = "; ".join(f"runs {k.replace('_', ' ')} {at[k]} of the "
+                                 f"{self.scale_origin.get(k, 'paper')}'s {self.scale[k]}" for k in short)
                 rule = NotTestable(f"{gaps}; the paper gives no value at this budget "
                                    "(`--profile full` runs the paper's setting)")
         return Claim(self.id, paper=self.paper, statement=self.statement, paper_value=paper_value,
                      measured=measured, rule=rule, unit=self.unit, source=self.source, citation=self.citation,
-                     setting=describe_setting(at, self.scale))
+                     setting=self.setting(at))
+
+    def setting(self, at: Mapping[str, Any]) -> str:
+        """The setting run, beside the claim's scale (see :func:`describe_setting`)."""
+        return describe_setting(at, self.scale, self.scale_origin)
