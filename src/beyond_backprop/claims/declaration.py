@@ -129,8 +129,9 @@ class Declaration:
             if budget is not None:
                 rule, paper_value = budget
             else:
-                gaps = "; ".join(f"runs {k.replace('_', ' ')} {at[k]} of the "
-                                 f"{self.scale_origin.get(k, 'paper')}'s {self.scale[k]}" for k in short)
+                gaps = "; ".join(f"runs {k.replace('_', ' ')} {at[k]} of " + (
+                    f"{self.scale[k]} ({self.scale_origin[k]})" if k in self.scale_origin
+                    else f"the paper's {self.scale[k]}") for k in short)
                 rule = NotTestable(f"{gaps}; the paper gives no value at this budget "
                                    "(`--profile full` runs the paper's setting)")
         return Claim(self.id, paper=self.paper, statement=self.statement, paper_value=paper_value,
