@@ -6,10 +6,10 @@ from .declaration import Declaration
 
 
 def _gather() -> dict[str, Declaration]:
-    from . import cross_method, paper_a, paper_b, paper_c, paper_d
+    from . import equal_budget, paper_a, paper_b, paper_c, paper_d
 
     table: dict[str, Declaration] = {}
-    for module in (paper_a, paper_b, paper_c, paper_d, cross_method):
+    for module in (paper_a, paper_b, paper_c, paper_d, equal_budget):
         for item in module.CLAIMS:
             if item.id in table:
                 raise ValueError(f"claim {item.id!r} is declared twice")
@@ -25,7 +25,7 @@ def declaration(claim_id: str) -> Declaration:
     try:
         return DECLARATIONS[claim_id]
     except KeyError:
-        module = "cross_method" if claim_id.startswith("X") else f"paper_{claim_id[0].lower()}"
+        module = "equal_budget" if claim_id.startswith("X") else f"paper_{claim_id[0].lower()}"
         raise KeyError(f"claim {claim_id!r} is not declared; declare it in beyond_backprop/claims/"
                        f"{module}.py") from None
 

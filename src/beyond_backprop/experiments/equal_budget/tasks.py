@@ -1,0 +1,61 @@
+"""X1's tasks: an MLP on images (task M) and node classification on a Planetoid graph (task G)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ... import data
+from ...optim.solver import Problem
+from .. import paper_c, paper_d
+
+# The fixed test accuracy whose first crossing is timed, per dataset: above the plateau of the slow
+# methods and below what the fast ones reach within the quick budget, so that it separates them.
+TARGETS = {"fashion-mnist": 0.75, "mnist-subset": 0.85, "cora": 0.65, "citeseer": 0.55}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One dataset of task M or G: the MLP problem, and for a graph the GCN's problem on the whole graph."""
+
+    name: str
+    kind: str
+    mlp: Problem
+    graph: Problem | None = None
+
+    @property
+    def label(self) -> str:
+        """``task M, fashion-mnist (3,000 train / 2,000 test, 784 features)``."""
+        tested = next(iter(self.mlp.evaluate.values())).targets.shape[0]
+        sizes = f"{self.mlp.x.shape[0]:,} train / {tested:,} test"
+        return f"task {self.kind}, {self.name} ({sizes}, {self.mlp.x.shape[1]} features)"
+
+
+def image_task(name: str, data_dir: str, device: torch.device, *, train_size: int = 0, test_size: int = 0) -> Task:
+    """Task M on an image dataset, the first ``train_size``/``test_size`` images (0: all); raises DataMissing."""
+    images = data.load_images(name, data_dir or None, train_limit=train_size or None,
+                              test_limit=test_size or None).to(device)
+    return Task(name, "M", images.problem(classes=10))
+
+
+def graph_task(name: str, data_dir: str, device: torch.device) -> Task:
+    """Task G on a Planetoid graph (public split): mDLAM's augmented features of the training and test
+    nodes for the MLPs (paper C), every node's features and the normalised graph for the GCN (paper D)."""
+    return Task(name, "G", paper_c.load_task(name, data_dir, device).problem,
+                paper_d.gcn_problem(name, data_dir or None, device))
+
+
+def load_tasks(image_names: Sequence[str], graph_names: Sequence[str], data_dir: str, device: torch.device, *,
+               train_size: int = 0, test_size: int = 0) -> tuple[dict[str, Task], dict[str, str]]:
+    """The tasks whose data load, and for each other dataset asked for, why it is not run."""
+    tasks, skipped = {}, {}
+    loaders = [(name, lambda n: image_task(n, data_dir, device, train_size=train_size, test_size=test_size))
+               for name in image_names] + [(name, lambda n: graph_task(n, data_dir, device)) for name in graph_names]
+    for name, load in loaders:
+        try:
+            tasks[name] = load(name)
+        except data.DataMissing:
+            skipped[name] = f"{name} is not available offline (data.DataMissing)"
+    return tasks, skipped
