@@ -10,7 +10,8 @@ import pytest
 
 from beyond_backprop import claims, results
 from beyond_backprop.experiments import equal_budget as eb
-from beyond_backprop.experiments.equal_budget import measures, runs as eb_runs
+from beyond_backprop.experiments.equal_budget import measures
+from beyond_backprop.experiments.equal_budget import runs as eb_runs
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = results.REPRODUCED, results.NOT_REPRODUCED, results.NOT_TESTABLE
 METHODS = {"Adam": "backprop, full batch", "SGD": "backprop, full batch",

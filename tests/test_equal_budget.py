@@ -15,8 +15,8 @@ import torch
 
 from beyond_backprop import models, report, runtime
 from beyond_backprop.experiments import equal_budget as eb
-from beyond_backprop.experiments.equal_budget import ranking as lb
 from beyond_backprop.experiments.equal_budget import memory, runs
+from beyond_backprop.experiments.equal_budget import ranking as lb
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.minibatch import Minibatch
 from beyond_backprop.optim.solver import Problem, Split
@@ -115,7 +115,7 @@ def test_the_target_crossing_is_timed_at_its_step_then_evaluation_thins_out(cloc
 
 
 def test_a_diverging_run_stops_and_is_flagged(clock):
-    make = lambda task, value: Scripted(clock, nan_from=4)  # noqa: E731
+    make = lambda task, value: Scripted(clock, nan_from=4)
     comparison = eb.compare({"fashion-mnist": tiny_task()}, [method(make)], budgets={"M": 1.0}, seeds=1)
     final = eb.finals(comparison)
     assert final["steps"].iloc[0] == 4 and not final["finite"].iloc[0]
@@ -124,8 +124,8 @@ def test_a_diverging_run_stops_and_is_flagged(clock):
 
 def test_the_chooser_never_picks_a_diverging_run(clock):
     # value 2 has the higher (noisy) training accuracy but its loss turns NaN; value 1 stays finite
-    solvers = {1: dict(train=lambda k: 0.6 + 0.02 * (k % 3)), 2: dict(train=lambda k: 0.9 + 0.05 * (k % 2),
-                                                                        nan_from=3)}
+    solvers = {1: {"train": lambda k: 0.6 + 0.02 * (k % 3)}, 2: {"train": lambda k: 0.9 + 0.05 * (k % 2),
+                                                                        "nan_from": 3}}
     grid = method(lambda task, value: Scripted(clock, **solvers[value]), M=(1, 2))
     value, table = eb.choose(grid, tiny_task(), seconds=0.5, points=2, seed=0)
     assert value == 1 and list(table["finite"]) == [True, False] and list(table["chosen"]) == [True, False]
