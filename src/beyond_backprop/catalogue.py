@@ -207,12 +207,13 @@ CATALOGUE: tuple[Entry, ...] = (
         "X1_methods_at_equal_budget.ipynb",
         minutes={"smoke": 0.5, "quick": 3.0, "full": 15.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
-        profiles={"quick": {"image_datasets": ["fashion-mnist"], "train_size": 10000, "test_size": 10000,
-                            "width": 1000, "graph_width": 100, "gcn_hidden": 128, "batch": 1024,
-                            "image_seconds": 2.5, "graph_seconds": 1.0, "max_steps": 0, "seeds": 2, "points": 4},
+        profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 2000,
+                            "test_size": 1000, "width": 256, "graph_width": 100, "gcn_hidden": 128, "batch": 1024,
+                            "practitioner_batch": 256, "image_seconds": 4.0, "graph_seconds": 5.0, "max_steps": 0,
+                            "seeds": 3, "points": 4, "resolution": 40},
                   "full": {"train_size": 0, "test_size": 0, "width": 1000, "graph_width": 100, "gcn_hidden": 128,
-                           "batch": 1024, "image_seconds": 5.0, "graph_seconds": 2.0, "max_steps": 0, "seeds": 5,
-                           "points": 8}},
+                           "batch": 1024, "practitioner_batch": 256, "image_seconds": 60.0, "graph_seconds": 10.0,
+                           "max_steps": 0, "seeds": 5, "points": 8, "resolution": 100}},
     ),
 )
 

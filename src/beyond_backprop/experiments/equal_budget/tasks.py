@@ -13,7 +13,7 @@ from .. import paper_c, paper_d
 
 # The fixed test accuracy whose first crossing is timed, per dataset: above the plateau of the slow
 # methods and below what the fast ones reach within the quick budget, so that it separates them.
-TARGETS = {"fashion-mnist": 0.75, "mnist-subset": 0.85, "cora": 0.65, "citeseer": 0.55}
+TARGETS = {"fashion-mnist": 0.75, "mnist-subset": 0.85, "cora": 0.65, "citeseer": 0.5}
 
 
 @dataclass(frozen=True)
