@@ -62,7 +62,7 @@ def accuracy_vs_seconds(histories: pd.DataFrame, final: pd.DataFrame, methods: S
 def memory_vs_seconds_to_target(board: pd.DataFrame, methods: Sequence[Method], kinds: Mapping[str, str],
                                 budgets: Mapping[str, float]) -> plt.Figure:
     """Per dataset, each method's step peak plus kept state against its median seconds to the target
-    (× at the right of the budget line: not reached); a peak the profiler did not see is left out (noted)."""
+    (right of the budget line: not reached); a peak the profiler did not see is left out (noted)."""
     datasets = list(dict.fromkeys(board["dataset"]))
     fig, axes = plotting.figure(ncols=max(1, len(datasets)), squeeze=False)
     style = styles(methods)
@@ -74,13 +74,14 @@ def memory_vs_seconds_to_target(board: pd.DataFrame, methods: Sequence[Method], 
             if row.method in unmeasured:
                 continue
             hit = math.isfinite(row.seconds_to_target)
-            ax.scatter(row.seconds_to_target if hit else 1.3 * budget, row.peak_mib + row.state_mib,
-                       marker=style[row.method]["marker"] if hit else "x", color=style[row.method]["color"],
-                       facecolors="none" if row.flag and hit else None)
+            colour = style[row.method]["color"]
+            ax.scatter(row.seconds_to_target if hit else 1.4 * budget, row.peak_mib + row.state_mib,
+                       marker=style[row.method]["marker"], edgecolors=colour,
+                       facecolors="none" if row.flag else colour)
         ax.axvline(budget, color="black", linestyle="--", linewidth=0.8)
         note = f"\nnot measured (left out): {', '.join(unmeasured)}" if unmeasured else ""
         ax.set(xscale="log", yscale="log", xlim=(0.01 * budget, 2 * budget),
-               title=f"{dataset}: target {TARGETS[dataset]:.2f} (x: not reached){note}",
+               title=f"{dataset}: target {TARGETS[dataset]:.2f} (right of dashed budget: not reached){note}",
                xlabel="seconds to target (median over seeds)", ylabel="step peak + kept state (MiB)")
         ax.title.set_fontsize(8)
         ax.minorticks_off()
