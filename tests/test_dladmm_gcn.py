@@ -12,7 +12,7 @@ import torch
 from torch.nn.functional import one_hot
 
 from beyond_backprop.optim import dladmm_gcn
-from beyond_backprop.optim.dladmm import backtrack, update_z_last
+from beyond_backprop.optim.admm_blocks import backtrack, update_z_last
 from beyond_backprop.optim.dladmm_gcn import (
     GCN_T0, OFFICIAL, PAPER, DLADMMGCN, GCNOperators, GCNOptions, training_rows, update_z2_code, weight_decay,
 )

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from beyond_backprop.optim import quadratic_blocks
-from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState, update_z_last
+from beyond_backprop.optim.admm_blocks import update_z_last
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState
 from beyond_backprop.optim.solver import Problem, Split
 from beyond_backprop.optim.quadratic_blocks import (
     accepted_step, activation_gradient, activation_step, weight_gradient, weight_step,

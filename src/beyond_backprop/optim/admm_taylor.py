@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..models import cross_entropy_sum, mlp_logits
-from .dladmm import exact_a, update_z_last, update_z_relu
+from .admm_blocks import exact_a, update_z_last, update_z_relu
 from .solver import Problem, Split
 
 
