@@ -36,7 +36,6 @@ from .admm_blocks import exact_a, update_z_last, update_z_relu
 from .solver import Problem, Split
 
 
-
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
 
