@@ -11,7 +11,7 @@ import torch
 from beyond_backprop import claims, results
 from beyond_backprop.claims.paper_c import TABLE4, TABLE5, TABLE_EPOCHS
 from beyond_backprop.experiments import paper_c
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 EPOCHS = np.arange(1, 201)
 

@@ -10,7 +10,7 @@ from beyond_backprop.optim.admm_blocks import backtrack, update_z_last, update_z
 from beyond_backprop.optim.dladmm import (
     DLADMM, OFFICIAL, PAPER, DLADMMOptions, activation_objective, update_a, update_w, weight_objective,
 )
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -16,7 +16,8 @@ from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
-from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
+from beyond_backprop.problem import Problem, Split
+from beyond_backprop.optim.solver import METRICS, run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP
 
 

@@ -28,7 +28,8 @@ from ..fits import loglog_slope
 from ..optim.dladmm import DLADMM
 from ..optim.gradient import TorchOptimizer
 from ..optim.mdlam import MDLAM, OFFICIAL, PAPER, MDLAMOptions
-from ..optim.solver import Problem, Split, run_history
+from ..optim.solver import run_history
+from ..problem import Problem, Split
 from ..results import Measurement
 from ..runtime import Timer
 from .histories import final_accuracy

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..models import cross_entropy_sum, mlp_logits
+from ..problem import Problem, Split
 from .admm_blocks import exact_a, update_z_last, update_z_relu
-from .solver import Problem, Split
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:

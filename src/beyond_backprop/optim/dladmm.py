@@ -40,9 +40,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..models import cross_entropy_sum, mlp_logits
+from ..problem import Problem, Split
 from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
 from .quadratic_blocks import activation_step, weight_step
-from .solver import Problem, Split
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..models import cross_entropy_sum
+from ..problem import Problem, Split
 from .admm_blocks import backtrack, update_z_last
 from .fista import fista_momentum
-from .solver import Problem, Split
 
 DECAYS = ("squared", "code")
 FISTA_LOOPS = ("project", "code")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..models import init_normal_
-from .solver import Problem, Split
+from ..problem import Problem, Split
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "gd": torch.optim.SGD,

@@ -48,8 +48,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..models import cross_entropy_sum, mlp_logits
+from ..problem import Problem, Split
 from .fista import fista_momentum
-from .solver import Problem, Split
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop

@@ -24,10 +24,10 @@ from torch import nn
 
 from .. import models
 from ..autodiff.forward_gradient import layerwise_forward_gradient
+from ..problem import Problem
 from .constraints import initialization_constraints
 from .frank_wolfe import FrankWolfe
 from .gradient import TorchOptimizer
-from .solver import Problem
 
 GRADIENTS = ("backprop", "forward")
 UPDATES = ("frank-wolfe", "sgd")
