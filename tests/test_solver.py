@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -169,3 +171,43 @@ def test_gradient_init_is_the_documented_normal_from_the_generator():
     weights = torch.cat([p.detach().flatten() for p in one.model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(one.model.parameters(), two.model.parameters()))
     assert abs(float(weights.std()) - 0.1) < 0.02 and abs(float(weights.mean())) < 0.02
+
+
+def contents(value) -> list:
+    """Every tensor, generator state and number reachable from a solver state, in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, torch.Generator):
+        return [value.get_state()]
+    if isinstance(value, torch.nn.Module):
+        return contents(value.state_dict())
+    if isinstance(value, torch.optim.Optimizer):
+        return contents(value.state_dict()["state"])
+    if dataclasses.is_dataclass(value):
+        return [item for f in dataclasses.fields(value) for item in contents(getattr(value, f.name))]
+    if isinstance(value, dict):
+        return [item for key in sorted(value, key=str) for item in contents(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in contents(v)]
+    return [value]
+
+
+def same(one: list, two: list) -> bool:
+    return len(one) == len(two) and all(
+        torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(one, two))
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_step_is_pure(name):
+    """The step rule: ``step`` returns the new state and leaves its input, tensors and fields, as it was."""
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    state = solver.step(solver.step(state, problem), problem)  # past the first step: every buffer exists
+    before = copy.deepcopy(contents(state))
+    after = solver.step(state, problem)
+    assert same(contents(state), before), f"{name}: step changed its input state"
+    assert after.k == state.k + 1 and not same(contents(after), before)
+    again = solver.step(state, problem)  # the old state steps again to the same new state
+    assert same(contents(again), contents(after))
+

@@ -249,9 +249,9 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
                   seed: int = 0) -> pd.DataFrame:
     """C3: seconds of one mDLAM epoch against hidden width (Table-3 rho) and against rho (width 100).
 
-    Each point's solver is first run for two epochs, so that the timed epoch extrapolates and runs the
-    safeguard; the timed epochs of all points are interleaved, ``repeats`` rounds, so that a slow spell
-    of a shared machine hits every point alike. One row per (point, round).
+    Each point's solver is first run for two epochs, so that every timed epoch extrapolates and runs the
+    safeguard; round ``r`` then times epoch ``3 + r`` of every point, the points interleaved so that a
+    slow spell of a shared machine hits every point alike. One row per (point, round).
     """
     if repeats < 1:
         raise ValueError(f"invalid repeats {repeats!r}; expected >= 1")
@@ -265,9 +265,10 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
         prepared.append((sweep, value, solver, state))
     rows = []
     for repeat in range(repeats):
-        for sweep, value, solver, state in prepared:
+        for point, (sweep, value, solver, state) in enumerate(prepared):
             with Timer(problem.device) as timer:
-                solver.step(state, problem)
+                state = solver.step(state, problem)
+            prepared[point] = (sweep, value, solver, state)
             rows.append({"dataset": task.name, "sweep": sweep, "value": value, "repeat": repeat,
                          "seconds": timer.seconds})
     return pd.DataFrame(rows)

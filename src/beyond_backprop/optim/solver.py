@@ -57,7 +57,12 @@ class Solver(Protocol[State]):
         """The initial iterate, every random draw taken from ``generator``."""
 
     def step(self, state: State, problem: Problem) -> State:
-        """One iteration (epoch) of the method; the returned state replaces ``state``."""
+        """One iteration (epoch) of the method: the new state.
+
+        Pure, as optax's ``update``: ``step`` never changes ``state`` (no tensor, generator or field of it),
+        so a caller may keep, re-step or compare the old state. Only what no step changes (data-derived
+        constants, a module's non-persistent buffers) may be shared between the old and the new state.
+        """
 
     def metrics(self, state: State, problem: Problem) -> dict[str, torch.Tensor]:
         """The solver's own diagnostics as 0-d tensors, named from :data:`METRICS` (no accuracy, no train_loss)."""
