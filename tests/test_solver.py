@@ -211,3 +211,23 @@ def test_step_is_pure(name):
     again = solver.step(state, problem)  # the old state steps again to the same new state
     assert same(contents(again), contents(after))
 
+
+
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", SOLVERS)
+def test_init_draws_on_the_generator_device(name, device):
+    """The generator rule: a generator on the problem's device works, one seed gives one initial state, and the
+    state lives on the problem's device."""
+    problem = separable()
+    problem = Problem(Split(problem.x.to(device), problem.y.to(device)),
+                      {"test": Split(problem.evaluate["test"].inputs.to(device), problem.y.to(device))})
+    solver = SOLVERS[name](problem)
+    one, two = (solver.init(problem, torch.Generator(device=device).manual_seed(5)) for _ in range(2))
+    assert same(contents(one), contents(two))
+    drawn = [t for t in contents(one) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == 2]
+    assert drawn and all(t.device.type == device for t in drawn)
+    other = solver.init(problem, torch.Generator(device=device).manual_seed(6))
+    assert not same(contents(one), contents(other))

@@ -212,18 +212,17 @@ def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, ev
     ``evaluate_every``-th epoch and the last (the test pass costs as much as a large part of an mDLAM epoch).
 
     The baselines (:class:`~beyond_backprop.optim.gradient.TorchOptimizer`) use the Table-3 learning rates and
-    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a generator seeded with
-    ``seed`` (dlADMM's on the task's device, as it draws there).
+    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a CPU generator seeded
+    with ``seed``, so a run starts from the same values on any device.
     """
     problem = task.problem
-    solvers = {"mdlam": (mdlam_solver(task, width=width), "cpu"),
-               "dladmm": (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
+    solvers = {"mdlam": mdlam_solver(task, width=width), "dladmm": DLADMM(task.widths(width), rho=DLADMM_RHO)}
     for method, rates in LEARNING_RATES.items():
         build = lambda _: models.mlp(task.widths(width))  # noqa: E731
-        solvers[method] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
+        solvers[method] = TorchOptimizer(build, method, lr=rates[task.name])
     frames = []
-    for method, (solver, generator_device) in solvers.items():
-        state = solver.init(problem, torch.Generator(device=generator_device).manual_seed(seed))
+    for method, solver in solvers.items():
+        state = solver.init(problem, torch.Generator().manual_seed(seed))
         _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)

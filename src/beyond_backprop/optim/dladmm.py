@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
 from ..problem import Problem, Split
 from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
 from .quadratic_blocks import activation_step, weight_step
@@ -164,7 +164,7 @@ class DLADMM:
         def draw(*shape: int) -> torch.Tensor:
             if opts.shared_init:
                 generator.set_state(start)
-            return opts.init_std * torch.randn(*shape, generator=generator, device=x.device, dtype=x.dtype)
+            return draw_normal(shape, opts.init_std, generator, x)
 
         weights, biases = [], []
         for m, n in zip(self.widths[:-1], self.widths[1:]):

@@ -268,7 +268,8 @@ class DLADMMGCN:
             if opts.shared_init:
                 generator.set_state(start)
             bound = math.sqrt(6.0 / sum(w.shape))
-            w.copy_(torch.rand(w.shape, generator=generator, dtype=dtype, device=dev) * 2 * bound - bound)
+            drawn = torch.rand(w.shape, generator=generator, dtype=dtype, device=generator.device)  # generator rule
+            w.copy_(drawn * 2 * bound - bound)
         hidden = torch.relu(adjacency @ (features @ w1))
         forward = (adjacency @ hidden)[index] @ w2 if opts.z2_init == "forward" else None
         for split in problem.evaluate.values():

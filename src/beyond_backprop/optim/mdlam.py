@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
 from ..problem import Problem, Split
 from .fista import fista_momentum
 
@@ -271,8 +271,8 @@ class MDLAM:
             raise ValueError(f"invalid problem: {x.shape[1]} features and {y.shape[1]} classes; "
                              f"expected widths {self.widths}")
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
-        weights = tuple(0.1 * torch.randn(o, i, generator=generator).to(x.device) for i, o in pairs)
-        biases = tuple(0.1 * torch.randn(o, generator=generator).to(x.device) for _, o in pairs)
+        weights = tuple(draw_normal((o, i), 0.1, generator, x) for i, o in pairs)
+        biases = tuple(draw_normal((o,), 0.1, generator, x) for _, o in pairs)
         z, a = [], []
         for w, b in zip(weights, biases):
             z.append((a[-1] if a else x) @ w.T + b)
