@@ -56,7 +56,7 @@ def main() -> None:
     device = runtime.device_or_exit(parser, args.device)
     images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
     widths = [784, args.width, args.width, 10]
-    solver = DLADMM(widths, PRESETS[args.preset], rho=args.rho)
+    solver = DLADMM(widths, options=PRESETS[args.preset], rho=args.rho)
     problem = Problem(Split(images.x_train, images.y_train), classes=10)
     state = solver.init(problem, torch.Generator(device=device).manual_seed(0))
     state = solver.step(state, problem)  # warm-up

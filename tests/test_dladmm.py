@@ -123,15 +123,15 @@ def test_presets_differ_in_exactly_the_official_code_switches():
     assert differing == {"nu", "rho_rule", "faithful", "z_last_init", "fista_step", "shared_init"}
     assert (OFFICIAL.nu, OFFICIAL.rho_rule, OFFICIAL.z_last_init, OFFICIAL.fista_step) == (None, "code", "labels", 4.0)
     assert (PAPER.rho, PAPER.nu, PAPER.rho_rule) == (1e-6, 1e-6, "paper")
-    assert DLADMM([6, 5, 3], OFFICIAL, rho=1.0).options == dataclasses.replace(OFFICIAL, rho=1.0)
+    assert DLADMM([6, 5, 3], options=OFFICIAL, rho=1.0).options == dataclasses.replace(OFFICIAL, rho=1.0)
     with pytest.raises(ValueError, match="rho_rule"):
         dataclasses.replace(OFFICIAL, rho_rule="sometimes")
 
 
 def test_presets_start_where_their_source_starts():
     problem, widths = _blobs(), [6, 5, 4, 3]
-    paper = DLADMM(widths, PAPER).init(problem, _gen(1))
-    official = DLADMM(widths, OFFICIAL).init(problem, _gen(1))
+    paper = DLADMM(widths, options=PAPER).init(problem, _gen(1))
+    official = DLADMM(widths, options=OFFICIAL).init(problem, _gen(1))
     # z_L: the forward pass (paper) or 2y - 1 (code); the hidden z, a are the forward pass in both
     assert torch.equal(official.z[-1], 2 * problem.onehot - 1)
     assert torch.allclose(paper.z[-1], mlp_logits(paper.weights, paper.biases, problem.x))
@@ -145,7 +145,7 @@ def test_presets_start_where_their_source_starts():
 
 def test_presets_penalise_hidden_layers_and_adapt_rho_by_their_rules():
     problem, widths = _blobs(), [6, 120, 3]
-    paper, official = DLADMM(widths, PAPER), DLADMM(widths, OFFICIAL)
+    paper, official = DLADMM(widths, options=PAPER), DLADMM(widths, options=OFFICIAL)
     state = paper.init(problem, _gen(2))
     state.a[0] = state.a[0] + 1.0  # a hidden constraint violated by ||1||^2 = 60 * 120
     state.rho = 0.5

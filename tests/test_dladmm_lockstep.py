@@ -142,7 +142,7 @@ def _record_fast_steps(monkeypatch) -> list[float]:
                          ids=["paper", "official", "official-before-presets", "rho-1e-2"])
 def test_fast_path_moves_in_lockstep_with_the_reference_in_float64(monkeypatch, options):
     problem = _problem()
-    solver = DLADMM([12, 16, 16, 4], options, **LOW_START)
+    solver = DLADMM([12, 16, 16, 4], options=options, **LOW_START)
     fast = ref = _double(solver.init(_problem(dtype=torch.float32), torch.Generator().manual_seed(1)))
     fast_log = _record_fast_steps(monkeypatch)
     ref_log: list[float] = []
@@ -254,7 +254,7 @@ def test_official_preset_steps_like_the_former_official_options():
     from the same state both take the same steps (the lockstep above then pins them to the reference)."""
     assert replace(OFFICIAL, shared_init=False) == DLADMMOptions(**OFFICIAL_BEFORE)
     problem = _problem(dtype=torch.float32)
-    new, old = DLADMM([12, 16, 16, 4], OFFICIAL), DLADMM([12, 16, 16, 4], **OFFICIAL_BEFORE)
+    new, old = DLADMM([12, 16, 16, 4], options=OFFICIAL), DLADMM([12, 16, 16, 4], **OFFICIAL_BEFORE)
     start = old.init(problem, torch.Generator().manual_seed(2))
     a = b = start
     for _ in range(4):

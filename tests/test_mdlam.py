@@ -272,7 +272,9 @@ def test_validation():
         MDLAM([4, 3, 3, 2], rho=0.0)
     with pytest.raises(ValueError, match="invalid z_last_solver"):
         MDLAMOptions(z_last_solver="lbfgs")
-    with pytest.raises(ValueError, match="invalid problem"):
+    with pytest.raises(ValueError, match="invalid widths"):
         MDLAM([4, 3, 3, 2]).init(_problem(), _gen())
     with pytest.raises(ValueError, match="invalid eps0"):
         MDLAM([4, 3, 3, 2], eps0=1e-4)
+    with pytest.raises(ValueError, match="invalid rho .* or init_std"):
+        MDLAM([4, 3, 3, 2], init_std=0.0)

@@ -127,14 +127,15 @@ SOLVERS = {
     "forward-gradient SGD": lambda p: MinibatchMLP([p.x.shape[1], 16, p.classes], gradient="forward",
                                                    update="sgd", lr=0.02, batch=32),
     "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
-    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
+    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], options=dladmm.OFFICIAL, rho=1.0),
     # gamma/rho = 10, the ratio of Taylor et al.'s beta = 1, gamma = 10; at gamma = rho = 1 the forward pass
     # lags the ADMM variables and stays at 2/3 on these blobs after 30 steps
     "taylor admm": lambda p: TaylorADMM([p.x.shape[1], 16, p.classes], rho=0.1, gamma=1.0),
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
     "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
     "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
-    "dlADMM-GCN official (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], dladmm_gcn.OFFICIAL, rho=1.0),
+    "dlADMM-GCN official (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes],
+                                                          options=dladmm_gcn.OFFICIAL, rho=1.0),
 }
 
 
@@ -231,3 +232,28 @@ def test_init_draws_on_the_generator_device(name, device):
     assert drawn and all(t.device.type == device for t in drawn)
     other = solver.init(problem, torch.Generator(device=device).manual_seed(6))
     assert not same(contents(one), contents(other))
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_init_refuses_widths_that_do_not_fit_the_problem(name):
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    if not hasattr(solver, "widths"):
+        pytest.skip("a TorchOptimizer builds its model from the problem it is given: no widths to check")
+    fewer_features = Problem(Split(problem.x[:, 1:], problem.y))
+    more_classes = Problem(Split(problem.x, problem.y), classes=problem.classes + 1)
+    for wrong in (fewer_features, more_classes):
+        with pytest.raises(ValueError, match=r"invalid widths .* features and \d+ classes"):
+            solver.init(wrong, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("solver", [DLADMM, DLADMMGCN, TaylorADMM, MDLAM])
+def test_constructors_take_a_preset_by_keyword_and_refuse_unknown_overrides(solver):
+    widths = [6, 8, 3]
+    preset = solver(widths).options
+    assert solver(widths, options=preset, rho=0.5).options == dataclasses.replace(preset, rho=0.5)
+    with pytest.raises(ValueError, match="unknown option.* lr for .*Options; expected some of .*rho"):
+        solver(widths, lr=0.1)
+    with pytest.raises(TypeError):
+        solver(widths, preset)  # the preset is a keyword
+

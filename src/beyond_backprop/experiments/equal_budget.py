@@ -166,7 +166,7 @@ def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = G
         return DLADMMGCN(shape, rho=1e-3, mu=paper_d.GCN_MU[task.name], rho_every=50)
 
     return [
-        Method("dlADMM", "ADMM-type", lambda task, _: DLADMM(widths(task), PAPER)),
+        Method("dlADMM", "ADMM-type", lambda task, _: DLADMM(widths(task), options=PAPER)),
         Method("Taylor's ADMM", "ADMM-type", lambda task, _: TaylorADMM(widths(task), rho=TAYLOR_RHO)),
         Method("mDLAM", "ADMM-type", mdlam),
         Method("dlADMM-GCN", "ADMM-type", gcn, on_graph=True),

@@ -130,8 +130,8 @@ def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measureme
 def mdlam_solver(task: NodeTask, *, width: int = 100, rho: float | None = None, eps0: float = 100.0,
                  options: MDLAMOptions = PAPER) -> MDLAM:
     """mDLAM on ``task`` at the paper's settings (rho defaults to Table 3, eps floor 1e-3)."""
-    return MDLAM(task.widths(width), rho=RHO[task.name] if rho is None else rho, eps0=eps0, eps_min=EPS_MIN,
-                 options=options)
+    return MDLAM(task.widths(width), options=options, rho=RHO[task.name] if rho is None else rho, eps0=eps0,
+                 eps_min=EPS_MIN)
 
 
 def run_mdlam(task: NodeTask, *, iterations: int, rho: float | None = None, eps0: float = 100.0, width: int = 100,

@@ -42,6 +42,7 @@ import torch
 from ..models import cross_entropy_sum, draw_normal, mlp_logits
 from ..problem import Problem, Split
 from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
+from .construction import check_widths, with_overrides
 from .quadratic_blocks import activation_step, weight_step
 
 RHO_RULES = ("fixed", "paper", "code")
@@ -147,17 +148,19 @@ class DLADMMState:
 class DLADMM:
     """dlADMM for the ReLU MLP ``widths = [n_0, ..., n_L]`` (see the module docstring), through the solver contract.
 
-    ``DLADMM(widths)`` runs :data:`PAPER`; ``DLADMM(widths, OFFICIAL)`` the published code;
-    keyword overrides replace single switches, e.g. ``DLADMM(widths, OFFICIAL, rho=1.0)``.
+    ``DLADMM(widths)`` runs :data:`PAPER`; ``DLADMM(widths, options=OFFICIAL)`` the published code;
+    keyword overrides replace single fields of :class:`DLADMMOptions`, e.g.
+    ``DLADMM(widths, options=OFFICIAL, rho=1.0)``.
     """
 
-    def __init__(self, widths: list[int], options: DLADMMOptions = PAPER, **overrides) -> None:
+    def __init__(self, widths: list[int], *, options: DLADMMOptions = PAPER, **overrides) -> None:
         if len(widths) < 2 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least two positive widths")
-        self.widths, self.options = list(widths), replace(options, **overrides)
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> DLADMMState:
         """W, b ~ N(0, std²); z, a by the forward pass; ``z_L`` per ``z_last_init``; ``u = 0``."""
+        check_widths(self.widths, problem)
         opts, x = self.options, problem.x
         start = generator.get_state()
 

@@ -47,6 +47,7 @@ import torch
 from ..models import cross_entropy_sum
 from ..problem import Problem, Split
 from .admm_blocks import backtrack, update_z_last
+from .construction import check_widths, with_overrides
 from .fista import fista_momentum
 
 DECAYS = ("squared", "code")
@@ -236,8 +237,8 @@ def propagation(problem: Problem) -> torch.Tensor:
 class DLADMMGCN:
     """dlADMM for the two-layer GCN ``widths = [features, hidden, classes]`` (see the module docstring).
 
-    ``DLADMMGCN(widths)`` runs :data:`PAPER`; ``DLADMMGCN(widths, OFFICIAL, mu=100.0)`` the published
-    code with Citeseer's μ; keyword overrides replace single switches of :class:`GCNOptions`.
+    ``DLADMMGCN(widths)`` runs :data:`PAPER`; ``DLADMMGCN(widths, options=OFFICIAL, mu=100.0)`` the published
+    code with Citeseer's μ; keyword overrides replace single fields of :class:`GCNOptions`.
 
     A graph problem carries ``adjacency`` (the normalised Â, sparse) and ``train.index`` (the training
     nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words).
@@ -245,19 +246,14 @@ class DLADMMGCN:
     ``train.index`` every row is a training node.
     """
 
-    def __init__(self, widths: list[int], options: GCNOptions = PAPER, **overrides) -> None:
+    def __init__(self, widths: list[int], *, options: GCNOptions = PAPER, **overrides) -> None:
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; a two-layer GCN takes [in, hidden, classes]")
-        self.widths, self.options = list(widths), replace(options, **overrides)
-
-    def _check(self, problem: Problem) -> None:
-        features = problem.train.inputs.shape[1]
-        if features != self.widths[0] or problem.classes != self.widths[-1]:
-            raise ValueError(f"invalid widths {self.widths!r} for {features} features and {problem.classes} classes")
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> GCNState:
         """Glorot W; ``Z_1 = relu(Â X W_1)`` with the evaluated splits' rows 0; ``Z_2`` per ``z2_init``; ``u = 0``."""
-        self._check(problem)
+        check_widths(self.widths, problem)
         features, dev, dtype = problem.train.inputs, problem.device, problem.train.inputs.dtype
         adjacency, index = propagation(problem), problem.train.index
         if index is None:

@@ -49,6 +49,7 @@ import torch
 
 from ..models import cross_entropy_sum, draw_normal, mlp_logits
 from ..problem import Problem, Split
+from .construction import check_widths, with_overrides
 from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
@@ -181,9 +182,13 @@ Z_LAST_SOLVERS = ("gradient", "fista")
 
 @dataclass(frozen=True)
 class MDLAMOptions:
-    """What an mDLAM run does beyond its hyperparameters; :data:`PAPER` and :data:`OFFICIAL` are the presets.
+    """Every setting of mDLAM; :data:`PAPER` and :data:`OFFICIAL` are the presets (they share the hyperparameters).
 
     Attributes:
+        rho: penalty weight (Table 3: Cora 1e-3, Citeseer 5e-3).
+        eps0: initial band half-width (100); halved after each iteration down to ``eps_min`` (1e-3).
+        mu: weight decay of the official code (0.05).
+        init_std: W and b start at N(0, init_std²) (0.1, as in the code).
         accelerate: Nesterov extrapolation with the monotone safeguard (Alg. 1); off, plain alternating
             minimisation (the paper's DLAM, and what the official code runs).
         linearize_decay: the W-step linearises the weight decay too (code) instead of the closed form.
@@ -194,6 +199,11 @@ class MDLAMOptions:
         z_steps: steps of the ``gradient`` solver.
     """
 
+    rho: float = 1e-3
+    eps0: float = 100.0
+    eps_min: float = 1e-3
+    mu: float = 0.05
+    init_std: float = 0.1
     accelerate: bool = True
     linearize_decay: bool = False
     update_all_biases: bool = True
@@ -202,6 +212,12 @@ class MDLAMOptions:
     z_steps: int = 50
 
     def __post_init__(self) -> None:
+        if self.rho <= 0 or self.init_std <= 0:
+            raise ValueError(f"invalid rho {self.rho!r} or init_std {self.init_std!r}; expected > 0")
+        if self.eps_min <= 0 or self.eps0 < self.eps_min:
+            raise ValueError(f"invalid eps0 {self.eps0!r} and eps_min {self.eps_min!r}; expected eps0 >= eps_min > 0")
+        if self.mu < 0:
+            raise ValueError(f"invalid mu {self.mu!r}; expected >= 0")
         if self.z_last_init not in Z_LAST_INITS:
             raise ValueError(f"invalid z_last_init {self.z_last_init!r}; expected one of {', '.join(Z_LAST_INITS)}")
         if self.z_last_solver not in Z_LAST_SOLVERS:
@@ -240,39 +256,24 @@ class MDLAMState:
 
 
 class MDLAM:
-    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` with ReLU hidden layers, full batch (a :class:`Solver`).
-
-    Args:
-        widths: layer sizes, e.g. ``[d, 100, 100, C]``.
-        rho: penalty weight (Table 3: Cora 1e-3, Citeseer 5e-3).
-        eps0: initial band half-width (100); halved after each iteration down to ``eps_min`` (1e-3).
-        mu: weight decay of the official code (0.05).
-        options: :data:`PAPER` (default) or :data:`OFFICIAL`, or any :class:`MDLAMOptions`.
+    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` (e.g. ``[d, 100, 100, C]``) with ReLU hidden layers, full
+    batch (a :class:`Solver`): ``MDLAM(widths)`` runs :data:`PAPER`, ``MDLAM(widths, options=OFFICIAL, rho=5e-3)``
+    the published code at Citeseer's ρ; keyword overrides replace single fields of :class:`MDLAMOptions`.
     """
 
-    def __init__(self, widths: list[int], *, rho: float = 1e-3, eps0: float = 100.0, eps_min: float = 1e-3,
-                 mu: float = 0.05, options: MDLAMOptions = PAPER) -> None:
+    def __init__(self, widths: list[int], *, options: MDLAMOptions = PAPER, **overrides) -> None:
         if len(widths) < 3 or any(int(w) < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least three positive sizes")
-        if rho <= 0:
-            raise ValueError(f"invalid rho {rho!r}; expected > 0")
-        if eps_min <= 0 or eps0 < eps_min:
-            raise ValueError(f"invalid eps0 {eps0!r} and eps_min {eps_min!r}; expected eps0 >= eps_min > 0")
-        if mu < 0:
-            raise ValueError(f"invalid mu {mu!r}; expected >= 0")
-        self.widths, self.rho, self.eps0, self.eps_min, self.mu = list(widths), rho, eps0, eps_min, mu
-        self.options = options
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> MDLAMState:
-        """W, b ~ N(0, 0.1^2) drawn from ``generator`` (weights, then biases); z, a from a forward pass;
+        """W, b ~ N(0, init_std²) drawn from ``generator`` (weights, then biases); z, a from a forward pass;
         ``z_L = 2y - 1`` with ``z_last_init="labels"``."""
-        x, y = problem.x, problem.onehot
-        if x.shape[1] != self.widths[0] or y.shape[1] != self.widths[-1]:
-            raise ValueError(f"invalid problem: {x.shape[1]} features and {y.shape[1]} classes; "
-                             f"expected widths {self.widths}")
+        check_widths(self.widths, problem)
+        x, y, std = problem.x, problem.onehot, self.options.init_std
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
-        weights = tuple(draw_normal((o, i), 0.1, generator, x) for i, o in pairs)
-        biases = tuple(draw_normal((o,), 0.1, generator, x) for _, o in pairs)
+        weights = tuple(draw_normal((o, i), std, generator, x) for i, o in pairs)
+        biases = tuple(draw_normal((o,), std, generator, x) for _, o in pairs)
         z, a = [], []
         for w, b in zip(weights, biases):
             z.append((a[-1] if a else x) @ w.T + b)
@@ -280,14 +281,15 @@ class MDLAM:
         if self.options.z_last_init == "labels":
             z[-1] = 2 * y - 1
         a = tuple(a[:-1])
-        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.eps0)
+        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.options.eps0)
 
     def objective(self, state: MDLAMState, problem: Problem) -> torch.Tensor:
         """``F`` (without the band indicator) as a 0-d tensor."""
         terms = [cross_entropy_sum(state.z[-1], problem.onehot)]
         for l, (w, b) in enumerate(zip(state.weights, state.biases)):
             a_prev = problem.x if l == 0 else state.a[l - 1]
-            terms.append(penalty(state.z[l], a_prev, w, b, self.rho) + 0.5 * self.mu * w.square().sum())
+            decay = 0.5 * self.options.mu * w.square().sum()
+            terms.append(penalty(state.z[l], a_prev, w, b, self.options.rho) + decay)
         return torch.stack(terms).sum()
 
     @staticmethod
@@ -301,8 +303,8 @@ class MDLAM:
 
     def _z_last(self, start: torch.Tensor, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.options.z_last_solver == "fista":
-            return update_z_last_fista(start, m, y, rho=self.rho)
-        return update_z_last(start, m, y, rho=self.rho, steps=self.options.z_steps)
+            return update_z_last_fista(start, m, y, rho=self.options.rho)
+        return update_z_last(start, m, y, rho=self.options.rho, steps=self.options.z_steps)
 
     def step(self, state: MDLAMState, problem: Problem) -> MDLAMState:
         """One forward sweep ``W_l → b_l → z_l → a_l`` for l = 1..L with the band halved after the previous step."""
@@ -310,8 +312,8 @@ class MDLAM:
         omega, s_next = nesterov_weight(state.s) if options.accelerate else (0.0, state.s)
         omega = max(omega, 0.0)  # w_0 = -1 multiplies X^0 - X^{-1} = 0
         check = omega > 0  # the safeguard only matters when the point was extrapolated
-        rho, mu = self.rho, self.mu
-        eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.eps_min)
+        rho, mu = options.rho, options.mu
+        eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.options.eps_min)
         weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
         last, fallbacks = len(weights) - 1, 0
         for l in range(last + 1):

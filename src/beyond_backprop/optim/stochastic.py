@@ -26,6 +26,7 @@ from .. import models
 from ..autodiff.forward_gradient import layerwise_forward_gradient
 from ..problem import Problem
 from .constraints import initialization_constraints
+from .construction import check_widths
 from .frank_wolfe import FrankWolfe
 from .gradient import TorchOptimizer, copy_model_state
 
@@ -135,6 +136,7 @@ class MinibatchMLP:
 
     def init(self, problem: Problem, generator: torch.Generator) -> MinibatchState:
         """Initial weights from ``generator`` (inside their sets for FW), and the step's own generators."""
+        check_widths(self.widths, problem)
         model = models.mlp(self.widths).to(problem.device)
         if self.init_kind == "normal":
             models.init_normal_(model, generator, self.init_std)
