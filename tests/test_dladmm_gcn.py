@@ -206,9 +206,9 @@ def test_widths_must_fit_the_problem():
 
 def test_presets_differ_in_exactly_the_official_code_switches():
     differing = {f.name for f in dataclasses.fields(GCNOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
-    assert differing == {"decay", "faithful", "max_tries", "fista", "fista_step", "fista_check_every", "z2_init",
-                         "shared_init"}
-    assert (OFFICIAL.decay, OFFICIAL.faithful, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
+    assert differing == {"decay", "restart_backtracking", "max_tries", "fista", "fista_step", "fista_check_every",
+                         "z2_init", "shared_init"}
+    assert (OFFICIAL.decay, OFFICIAL.restart_backtracking, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
             OFFICIAL.fista_check_every, OFFICIAL.z2_init, OFFICIAL.shared_init) == (
         "code", True, 33, "code", 5.0, 1, "forward", True)
     shared = ("rho", "rho_every", "rho_max", "mu")
@@ -236,15 +236,16 @@ def _recorded_backtracking(monkeypatch, solver, problem, steps):
 BACKTRACKED = ["w2", "z1", "w1", "w1", "z1", "w2"]  # the blocks of one step that backtrack, in order
 
 
-def test_faithful_backtracking_always_starts_at_the_codes_constant(monkeypatch):
+def test_restarted_backtracking_always_starts_at_the_codes_constant(monkeypatch):
     problem = graph_problem(*dense_graph())
-    for faithful in (False, True):
-        calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], rho=1e-2, faithful=faithful), problem, 4)
+    for restart_backtracking in (False, True):
+        solver = DLADMMGCN([12, 16, 3], rho=1e-2, restart_backtracking=restart_backtracking)
+        calls = _recorded_backtracking(monkeypatch, solver, problem, 4)
         blocks = BACKTRACKED * 4
         assert len(calls) == len(blocks) and {tries for _, tries, _ in calls} == {32}
         constants = [GCN_T0[block] for block in blocks]
         starts = [t for t, _, _ in calls]
-        if faithful:
+        if restart_backtracking:
             assert starts == constants
             continue
         last, expected = dict(GCN_T0), []  # the larger of the constant and half the last accepted value
@@ -400,7 +401,8 @@ def test_fista_switches_select_the_z2_loop(monkeypatch):
             return _original(*args, **kwargs)
         monkeypatch.setattr(dladmm_gcn, name, recording)
     for options in (PAPER, OFFICIAL, replace(PAPER, fista_step=3.0, fista_check_every=2)):
-        DLADMMGCN([12, 16, 3], options=options).step(DLADMMGCN([12, 16, 3], options=options).init(problem, _gen(1)), problem)
+        solver = DLADMMGCN([12, 16, 3], options=options)
+        solver.step(solver.init(problem, _gen(1)), problem)
     assert calls == [("update_z_last", 2.0, 5)] * 2 + [("update_z2_code", 5.0, 1)] * 2 + [("update_z_last", 3.0, 2)] * 2
 
 

@@ -27,9 +27,9 @@ and each layer's product ``a_{l-1} W_l^T`` is kept current instead of recomputed
     ``rho_rule="code"`` multiplies ρ by 10 (capped at 0.1), and the backtracking starts θ, τ by 10, when
     the training loss rose three iterations in a row, where the paper's ``rho_rule="paper"`` multiplies
     ρ by 10 every 100 iterations; ``z_last_init="labels"`` starts ``z_L`` at ``2y - 1`` instead of the
-    forward pass; ``faithful=True`` restarts every backtracking search at the global θ/τ instead of half
-    the last accepted value; ``fista_step=4`` is the code's z_L step; ``shared_init=True`` draws every
-    W and b from the same seed. Not reproduced: the code's backtracking has no cap on its trials
+    forward pass; ``restart_backtracking=True`` restarts every backtracking search at the global θ/τ
+    instead of half the last accepted value; ``fista_step=4`` is the code's z_L step; ``shared_init=True``
+    draws every W and b from the same seed. Not reproduced: the code's backtracking has no cap on its trials
     (here 60, then the block is kept), and its exp/log clamping (here a stable log-softmax).
 """
 
@@ -50,35 +50,6 @@ Z_LAST_INITS = ("forward", "labels")
 SUBPROBLEMS = ("quadratic", "exact")
 
 
-def weight_objective(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
-    """``phi_W = weight/2 ||target - a_prev W^T||^2`` (``target = z - b``, plus ``u/rho`` for layer L)."""
-    return 0.5 * weight * (target - a_prev @ w.T).square().sum()
-
-
-def update_w(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float, theta: float,
-             exact: bool = False) -> tuple[torch.Tensor, float]:
-    """W-subproblem: quadratic approximation with backtracking (Alg. 3-4), or the exact least squares."""
-    if exact:
-        return exact_w(a_prev, target), theta
-    w, _, t = weight_step(w, a_prev, a_prev @ w.T, target.clone(), weight, theta)
-    return w, float(t)
-
-
-def activation_objective(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
-                         h: torch.Tensor, weight: float) -> torch.Tensor:
-    """``phi_a = weight_next/2 ||target_next - a W_{l+1}^T||^2 + weight/2 ||a - relu(z_l)||^2``."""
-    return 0.5 * weight_next * (target_next - a @ w_next.T).square().sum() + 0.5 * weight * (a - h).square().sum()
-
-
-def update_a(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
-             h: torch.Tensor, weight: float, tau: float, exact: bool = False) -> tuple[torch.Tensor, float]:
-    """a-subproblem: quadratic approximation with backtracking (Alg. 2), or the exact linear solve."""
-    if exact:
-        return exact_a(w_next, target_next, weight_next, h, weight), tau
-    a, _, t = activation_step(a, w_next, a @ w_next.T, target_next.clone(), weight_next, h, weight, tau)
-    return a, float(t)
-
-
 @dataclass(frozen=True)
 class DLADMMOptions:
     """Every switch of dlADMM (see the module docstring); :data:`PAPER` and :data:`OFFICIAL` are the presets.
@@ -86,7 +57,8 @@ class DLADMMOptions:
     Args:
         rho: initial penalty ρ. nu: hidden penalty ν; ``None`` ties ν to ρ (code).
         rho_rule: ``paper`` (ρ×10 every 100 iterations), ``code`` or ``fixed``.
-        faithful: restart backtracking at ``theta0``/``tau0`` every call (code) instead of half the last accepted t.
+        restart_backtracking: start every backtracking search at ``theta0``/``tau0`` (times the state's
+            ``backtracking_scale``; code) instead of the larger of that and half the last accepted t.
         z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
         subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
         init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
@@ -99,7 +71,7 @@ class DLADMMOptions:
     rho: float = 1e-6
     nu: float | None = 1e-6
     rho_rule: str = "paper"
-    faithful: bool = False
+    restart_backtracking: bool = False
     z_last_init: str = "forward"
     subproblem: str = "quadratic"
     init_std: float = 0.1
@@ -123,14 +95,16 @@ class DLADMMOptions:
 PAPER = DLADMMOptions()
 # the published code (spec §4): nu tied to rho, the adaptive rho rule, backtracking restarted at the global
 # theta/tau, z_L = 2y - 1, FISTA step 4, every tensor drawn from the same seed
-OFFICIAL = DLADMMOptions(nu=None, rho_rule="code", faithful=True, z_last_init="labels", fista_step=4.0,
-                         shared_init=True)
+OFFICIAL = DLADMMOptions(nu=None, rho_rule="code", restart_backtracking=True, z_last_init="labels",
+                         fista_step=4.0, shared_init=True)
 
 
 @dataclass
 class DLADMMState:
     """All blocks: ``weights[l]`` (n_l×n_{l-1}), ``biases[l]``, ``z[l]`` (N×n_l), ``a[l]`` (l < L; the output of
-    hidden layer l+1, never the input), dual ``u``."""
+    hidden layer l+1, never the input), dual ``u``; the backtracking state ``theta``, ``tau`` (last accepted
+    t per layer) and ``backtracking_scale``, the factor on ``theta0``/``tau0`` that ``rho_rule="code"`` raises
+    ×10 with ρ (the code's θ, τ restart); ``losses``, the training losses that rule watches."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
@@ -141,7 +115,7 @@ class DLADMMState:
     theta: list[float]
     tau: list[float]
     k: int = 0
-    boost: float = 1.0
+    backtracking_scale: float = 1.0
     losses: list[float] = field(default_factory=list)
 
 
@@ -189,8 +163,8 @@ class DLADMM:
         return state.rho if self.options.nu is None else self.options.nu
 
     def _start(self, s: DLADMMState, previous: torch.Tensor, base: float) -> torch.Tensor | float:
-        base = base * s.boost
-        return base if self.options.faithful else torch.clamp(previous / 2.0, min=base)
+        base = base * s.backtracking_scale
+        return base if self.options.restart_backtracking else torch.clamp(previous / 2.0, min=base)
 
     def _target(self, s: DLADMMState, l: int) -> tuple[torch.Tensor, float]:
         """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, as a new tensor."""
@@ -216,10 +190,10 @@ class DLADMM:
         if l == len(s.weights) - 1:
             s.biases[l] += s.u.mean(dim=0) / s.rho
 
-    def _z(self, s: DLADMMState, y1: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
+    def _z(self, s: DLADMMState, onehot: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
         m = products[l] + s.biases[l]
         if l == len(s.weights) - 1:
-            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), y1, s.rho, step=self.options.fista_step)
+            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), onehot, s.rho, step=self.options.fista_step)
         else:
             s.z[l] = update_z_relu(m, s.a[l])
 
@@ -239,29 +213,29 @@ class DLADMM:
         Each layer's product ``a_{l-1} W_l^T`` is computed once and then kept current by the block
         updates (see :mod:`.quadratic_blocks`); the step sizes stay on the device until the end.
         """
-        x, y1 = problem.x, problem.onehot
+        x, onehot = problem.x, problem.onehot
         s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
                     a=list(state.a), losses=list(state.losses))
         s.theta, s.tau = ([torch.full((), t, dtype=torch.float64, device=x.device) for t in ts]
                           for ts in (state.theta, state.tau))
         products = [self._input(s, x, l) @ w.T for l, w in enumerate(s.weights)]
         last = len(s.weights) - 1
-        self._z(s, y1, products, last)
+        self._z(s, onehot, products, last)
         self._b(s, products, last)
         self._w(s, x, products, last)
         for l in range(last - 1, -1, -1):
             self._a(s, products, l)
-            self._z(s, y1, products, l)
+            self._z(s, onehot, products, l)
             self._b(s, products, l)
             self._w(s, x, products, l)
         for l in range(last):
             self._w(s, x, products, l)
             self._b(s, products, l)
-            self._z(s, y1, products, l)
+            self._z(s, onehot, products, l)
             self._a(s, products, l)
         self._w(s, x, products, last)
         self._b(s, products, last)
-        self._z(s, y1, products, last)
+        self._z(s, onehot, products, last)
         s.u = s.u + s.rho * (s.z[last] - products[last] - s.biases[last])
         steps = torch.stack(s.theta + s.tau).tolist()  # the one host sync of the step
         s.theta, s.tau = steps[:len(s.theta)], steps[len(s.theta):]
@@ -279,7 +253,7 @@ class DLADMM:
             if len(recent) == 4 and recent[0] < recent[1] < recent[2] < recent[3]:
                 s.rho = min(10.0 * s.rho, 0.1)
                 if min(self.widths[1:-1], default=0) >= 100:
-                    s.boost *= 10.0
+                    s.backtracking_scale *= 10.0
 
     def residual_matrix(self, s: DLADMMState, problem: Problem) -> torch.Tensor:
         """``r = z_L - a_{L-1} W_L^T - b_L``."""

@@ -16,8 +16,8 @@ One epoch::
 
 ``BT`` is one gradient step with backtracking (:func:`~.admm_blocks.backtrack`), started at the code's
 constant (W_1: 1, W_2: 1e-2, Z_1: 1e-3) or at half the last accepted value if that is larger, at most
-32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter
-the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
+32 tries (``restart_backtracking`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training
+rows enter the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
 block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
 
 .. note::
@@ -26,8 +26,8 @@ block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
     The journal's text is not available; :data:`PAPER` is the algorithm as the spec reconstructs it
     and :data:`OFFICIAL` the published ``GCN/pytorch_version`` in full. They share ρ0 = 1e-3, the
     schedule ×10 every 50 epochs capped at 1 and μ (per dataset), and differ in the switches of
-    :class:`GCNOptions`: ``decay="code"`` (the code's ``mu/2 ||W ⊙ W||_F``); ``faithful`` restarts
-    every backtracking search at the code's constant instead of half the last accepted value;
+    :class:`GCNOptions`: ``decay="code"`` (the code's ``mu/2 ||W ⊙ W||_F``); ``restart_backtracking``
+    restarts every backtracking search at the code's constant instead of half the last accepted value;
     ``max_tries=33`` (the code's ``count > 32`` allows 33 tests); ``fista="code"`` with
     ``fista_step=5``, ``fista_check_every=1`` (the code's Z_2 loop, :func:`update_z2_code`);
     ``z2_init="forward"`` (Z_2 from the forward pass before the test rows of Z_1 are zeroed);
@@ -123,8 +123,8 @@ class GCNOptions:
             (the code's ``mu/2 ||W ⊙ W||_F``, about ``2 sqrt(size/3)`` times weaker for Gaussian-like
             entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The
             ``lagrangian`` metric uses ``mu ||W||^2`` either way.
-        faithful: start every backtracking search at :data:`GCN_T0` (code) instead of the larger of it
-            and half the last accepted value.
+        restart_backtracking: start every backtracking search at :data:`GCN_T0` (code) instead of the larger
+            of it and half the last accepted value.
         max_tries: backtracking tests before the old value is kept (code: 33).
         fista: the Z_2 loop, ``project`` (:func:`~.admm_blocks.update_z_last`: tests and returns the prox
             point) or ``code`` (:func:`update_z2_code`).
@@ -141,7 +141,7 @@ class GCNOptions:
     rho_every: int = 50
     rho_max: float = 1.0
     decay: str = "squared"
-    faithful: bool = False
+    restart_backtracking: bool = False
     max_tries: int = 32
     fista: str = "project"
     fista_step: float = 2.0
@@ -166,8 +166,8 @@ class GCNOptions:
 # the journal's algorithm as the spec reconstructs it (§1.2, §2.5): the code's schedule, the squared decay
 PAPER = GCNOptions()
 # the published GCN/pytorch_version in full (spec §2.5, §4)
-OFFICIAL = GCNOptions(decay="code", faithful=True, max_tries=33, fista="code", fista_step=5.0, fista_check_every=1,
-                      z2_init="forward", shared_init=True)
+OFFICIAL = GCNOptions(decay="code", restart_backtracking=True, max_tries=33, fista="code", fista_step=5.0,
+                      fista_check_every=1, z2_init="forward", shared_init=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,7 +287,7 @@ class DLADMMGCN:
         return (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
 
     def _start(self, s: GCNState, block: str) -> float:
-        return GCN_T0[block] if self.options.faithful else max(GCN_T0[block], s.t[block] / 2.0)
+        return GCN_T0[block] if self.options.restart_backtracking else max(GCN_T0[block], s.t[block] / 2.0)
 
     def _decay(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return weight_decay(w, self.options.mu, self.options.decay)

@@ -54,7 +54,7 @@ from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
-Block = Callable[[torch.Tensor], torch.Tensor]
+TensorMap = Callable[[torch.Tensor], torch.Tensor]  # a block update, or a block's local objective
 
 
 def nesterov_weight(s: float) -> tuple[float, float]:
@@ -118,7 +118,8 @@ def update_z_hidden(m: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tenso
 
 
 def update_z_last(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: float, steps: int) -> torch.Tensor:
-    """Eq (5): ``argmin_z R(z; y) + rho/2 ||z - m||^2`` by ``steps`` gradient steps of size ``1/(1/2 + rho)`` from ``z0``.
+    """Eq (5): ``argmin_z R(z; y) + rho/2 ||z - m||^2`` by ``steps`` gradient steps of size ``1/(1/2 + rho)``
+    from ``z0``.
 
     The summed cross-entropy has a row-wise Hessian bounded by 1/2, so each step does not increase the
     objective (descent lemma).
@@ -293,11 +294,11 @@ class MDLAM:
         return torch.stack(terms).sum()
 
     @staticmethod
-    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: Block, local: Block,
-                     check: bool) -> tuple[torch.Tensor, int]:
-        """``step(X̄)``; when ``check`` and its local objective is not below that at ``X^k``, ``step(X^k)``."""
+    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: TensorMap, local: TensorMap,
+                     safeguard: bool) -> tuple[torch.Tensor, int]:
+        """``step(X̄)``; when ``safeguard`` and its local objective is not below that at ``X^k``, ``step(X^k)``."""
         candidate = step(bar)
-        if not check or local(candidate) < local(current):
+        if not safeguard or local(candidate) < local(current):
             return candidate, 0
         return step(current), 1
 
@@ -311,7 +312,7 @@ class MDLAM:
         x, y, options = problem.x, problem.onehot, self.options
         omega, s_next = nesterov_weight(state.s) if options.accelerate else (0.0, state.s)
         omega = max(omega, 0.0)  # w_0 = -1 multiplies X^0 - X^{-1} = 0
-        check = omega > 0  # the safeguard only matters when the point was extrapolated
+        safeguard = omega > 0  # the safeguard only matters when the point was extrapolated
         rho, mu = options.rho, options.mu
         eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.options.eps_min)
         weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
@@ -327,7 +328,7 @@ class MDLAM:
                 return penalty(z[l], a_prev, w, biases[l], rho) + 0.5 * mu * w.square().sum()
 
             w_bar = weights[l] + omega * (weights[l] - state.previous_weights[l])
-            weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, check)
+            weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, safeguard)
             fallbacks += used
             if options.update_all_biases or l != 1:
                 biases[l] = update_b(z[l], a_prev, weights[l])
@@ -342,7 +343,7 @@ class MDLAM:
                 def a_local(value, l=l):
                     return penalty(z[l + 1], value, weights[l + 1], biases[l + 1], rho)
 
-                a[l], used = self._safeguarded(a_bar, a[l], a_step, a_local, check)
+                a[l], used = self._safeguarded(a_bar, a[l], a_step, a_local, safeguard)
                 fallbacks += used
             else:
                 z_bar = z[l] + omega * (z[l] - state.previous_z_last)
@@ -351,7 +352,7 @@ class MDLAM:
                     return cross_entropy_sum(value, y) + 0.5 * rho * (value - m).square().sum()
 
                 z[l], used = self._safeguarded(z_bar, z[l], lambda start, m=m: self._z_last(start, m, y), z_local,
-                                               check)
+                                               safeguard)
                 fallbacks += used
         return replace(
             state, weights=tuple(weights), biases=tuple(biases), z=tuple(z), a=tuple(a),
