@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import time
 from dataclasses import dataclass
 
 import pytest
 import torch
 
-from beyond_backprop import models
+from beyond_backprop import models, runtime
 from beyond_backprop.optim import dladmm, dladmm_gcn, mdlam
 from beyond_backprop.optim.admm_taylor import TaylorADMM
 from beyond_backprop.optim.dladmm import DLADMM
@@ -38,45 +37,64 @@ class SleepState:
     k: int = 0
 
 
-class Sleeper:
-    """A solver whose step and evaluation take known times."""
+class FakeClock:
+    """Stands in for the ``time`` module of :mod:`beyond_backprop.runtime`: ``sleep`` advances ``perf_counter``
+    exactly, so timing tests cannot flake on a loaded machine."""
 
-    def __init__(self, step_seconds: float, evaluate_seconds: float) -> None:
-        self.step_seconds, self.evaluate_seconds = step_seconds, evaluate_seconds
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(runtime, "time", fake)
+    return fake
+
+
+class Sleeper:
+    """A solver whose step and evaluation take known times on ``clock``."""
+
+    def __init__(self, step_seconds: float, evaluate_seconds: float, clock: FakeClock | None = None) -> None:
+        self.step_seconds, self.evaluate_seconds, self.clock = step_seconds, evaluate_seconds, clock or FakeClock()
 
     def init(self, problem, generator):
         return SleepState()
 
     def step(self, state, problem):
-        time.sleep(self.step_seconds)
+        self.clock.sleep(self.step_seconds)
         return SleepState(state.k + 1)
 
     def metrics(self, state, problem):
-        time.sleep(self.evaluate_seconds)
+        self.clock.sleep(self.evaluate_seconds)
         return {"rho": torch.tensor(1.0)}
 
     def logits(self, state, problem, split):
         return torch.zeros(split.targets.shape[0], problem.classes)
 
 
-def test_seconds_count_steps_only():
+def test_seconds_count_steps_only(clock):
     problem = separable()
-    _, history = run_history(Sleeper(0.01, 0.05), SleepState(), problem, iterations=5)
+    _, history = run_history(Sleeper(0.01, 0.05, clock), SleepState(), problem, iterations=5)
     assert list(history["iteration"]) == [1, 2, 3, 4, 5]
-    assert 0.05 <= history["seconds"].iloc[-1] < 0.05 + 0.04  # five 10 ms steps, not the 250 ms of evaluation
-    assert history["seconds"].is_monotonic_increasing
+    assert history["seconds"].tolist() == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])  # not the evaluations
+    assert clock.now == pytest.approx(0.05 + 5 * 0.05)
 
 
-def test_budget_is_respected_within_one_step():
+def test_budget_is_respected_within_one_step(clock):
     problem = separable()
-    start = time.perf_counter()
-    state, history = run_history(Sleeper(0.02, 0.03), SleepState(), problem, seconds=0.1, evaluate_every=2)
-    wall = time.perf_counter() - start
+    state, history = run_history(Sleeper(0.03, 0.5, clock), SleepState(), problem, seconds=0.1, evaluate_every=2)
     spent = history["seconds"].iloc[-1]
-    assert 0.1 <= spent < 0.1 + 0.02 + 0.015  # stops at the first step that ends past the budget
-    assert state.k == history["iteration"].iloc[-1] <= 6
-    assert wall > spent  # evaluation happened, and was not counted
-    assert list(history["iteration"])[:2] == [2, 4]  # every second step, and the last
+    assert spent == pytest.approx(0.12)  # stops at the first step that ends past the budget: the fourth
+    assert state.k == history["iteration"].iloc[-1] == 4
+    assert list(history["iteration"]) == [2, 4]  # every second step, and the last
+    assert clock.now == pytest.approx(0.12 + 2 * 0.5)  # two evaluations happened, and were not counted
 
 
 def test_iterations_cap_a_budget():
