@@ -20,7 +20,7 @@ import torch
 
 from beyond_backprop import benchmark_records, data, runtime
 from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 PRESETS = {"paper": PAPER, "official": OFFICIAL}
 PAPER = "6.74 s (KDD Table 2, 60,000 images, GTX 1080 Ti)"
@@ -56,7 +56,7 @@ def main() -> None:
     device = runtime.device_or_exit(parser, args.device)
     images = data.load_images("fashion-mnist", args.data_dir, train_limit=args.train_size, test_limit=1).to(device)
     widths = [784, args.width, args.width, 10]
-    solver = DLADMM(widths, PRESETS[args.preset], rho=args.rho)
+    solver = DLADMM(widths, options=PRESETS[args.preset], rho=args.rho)
     problem = Problem(Split(images.x_train, images.y_train), classes=10)
     state = solver.init(problem, torch.Generator(device=device).manual_seed(0))
     state = solver.step(state, problem)  # warm-up

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares, pseudo_inverse
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
+from beyond_backprop.problem import Problem, Split
 
 
 def toy_problem(seed: int = 0, n: int = 100, d: int = 6) -> Problem:
@@ -133,7 +134,7 @@ def test_history_has_the_contract_columns():
     assert list(history["iteration"]) == [1, 2, 3] and (history["rho"] == 1.0).all()
 
 
-@pytest.mark.parametrize("kwargs", [{"rho": -1.0}, {"gamma": 0.0}, {"warmup": -1}])
+@pytest.mark.parametrize("kwargs", [{"rho": -1.0}, {"gamma": 0.0}, {"warmup": -1}, {"init_std": 0.0}])
 def test_invalid_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="invalid"):
         TaylorADMM([4, 2], **kwargs)

@@ -6,11 +6,10 @@ import pytest
 import torch
 
 from beyond_backprop.models import cross_entropy_sum, mlp_logits
-from beyond_backprop.optim.dladmm import (
-    DLADMM, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w,
-    update_z_last, update_z_relu, weight_objective,
-)
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.optim.admm_blocks import backtrack, exact_a, exact_w, update_z_last, update_z_relu
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
+from beyond_backprop.optim.quadratic_blocks import activation_step, weight_step
+from beyond_backprop.problem import Problem, Split
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -41,22 +40,33 @@ def test_backtracking_ends_with_sufficient_decrease():
     assert t / 2 < torch.linalg.eigvalsh(hessian).max() * 2  # stopped within one doubling of the Lipschitz constant
 
 
-def test_w_and_a_updates_do_not_increase_and_exact_is_best():
+def weight_objective(w, a_prev, target, weight):
+    """phi_W = weight/2 ||target - a_prev W^T||^2, written out independently of the solver."""
+    return 0.5 * weight * (target - a_prev @ w.T).square().sum()
+
+
+def activation_objective(a, w_next, target_next, weight_next, h, weight):
+    """phi_a = weight_next/2 ||target_next - a W^T||^2 + weight/2 ||a - h||^2, written out independently."""
+    return weight_objective(w_next, a, target_next, weight_next) + 0.5 * weight * (a - h).square().sum()
+
+
+def test_w_and_a_steps_do_not_increase_and_exact_is_a_stationary_point():
+    """The solver's backtracked W- and a-steps (quadratic_blocks) and its exact solves (admm_blocks) against the
+    subproblems' objectives and their autograd gradients."""
     g = _gen(2)
     a_prev, target = torch.rand(50, 8, generator=g), torch.randn(50, 6, generator=g)
     w = torch.randn(6, 8, generator=g)
     before = weight_objective(w, a_prev, target, 2.0)
-    quad, _ = update_w(w, a_prev, target, 2.0, 1.0)
-    exact, _ = update_w(w, a_prev, target, 2.0, 1.0, exact=True)
+    quad, _, _ = weight_step(w, a_prev, a_prev @ w.T, target.clone(), 2.0, 1.0)
+    exact = exact_w(a_prev, target)
     assert weight_objective(quad, a_prev, target, 2.0) <= before
     assert weight_objective(exact, a_prev, target, 2.0) <= weight_objective(quad, a_prev, target, 2.0) + 1e-4
-    grad = (a_prev @ exact.T - target).T @ a_prev  # normal equations hold at the exact solution
-    assert grad.abs().max() < 1e-3
+    assert torch.func.grad(weight_objective)(exact, a_prev, target, 2.0).abs().max() < 1e-3
     a, h = torch.randn(50, 8, generator=g), torch.rand(50, 8, generator=g)
     a_before = activation_objective(a, w, target, 2.0, h, 0.5)
-    a_quad, _ = update_a(a, w, target, 2.0, h, 0.5, 1.0)
-    a_exact, _ = update_a(a, w, target, 2.0, h, 0.5, 1.0, exact=True)
-    a_grad = torch.func.grad(lambda v: activation_objective(v, w, target, 2.0, h, 0.5))(a_exact)
+    a_quad, _, _ = activation_step(a, w, a @ w.T, target.clone(), 2.0, h, 0.5, 1.0)
+    a_exact = exact_a(w, target, 2.0, h, 0.5)
+    a_grad = torch.func.grad(activation_objective)(a_exact, w, target, 2.0, h, 0.5)
     assert activation_objective(a_quad, w, target, 2.0, h, 0.5) <= a_before
     assert a_grad.abs().max() < 1e-3
 
@@ -120,18 +130,18 @@ def _blobs(n: int = 60, seed: int = 10) -> Problem:
 def test_presets_differ_in_exactly_the_official_code_switches():
     differing = {f.name for f in dataclasses.fields(DLADMMOptions)
                  if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
-    assert differing == {"nu", "rho_rule", "faithful", "z_last_init", "fista_step", "shared_init"}
+    assert differing == {"nu", "rho_rule", "restart_backtracking", "z_last_init", "fista_step", "shared_init"}
     assert (OFFICIAL.nu, OFFICIAL.rho_rule, OFFICIAL.z_last_init, OFFICIAL.fista_step) == (None, "code", "labels", 4.0)
     assert (PAPER.rho, PAPER.nu, PAPER.rho_rule) == (1e-6, 1e-6, "paper")
-    assert DLADMM([6, 5, 3], OFFICIAL, rho=1.0).options == dataclasses.replace(OFFICIAL, rho=1.0)
+    assert DLADMM([6, 5, 3], options=OFFICIAL, rho=1.0).options == dataclasses.replace(OFFICIAL, rho=1.0)
     with pytest.raises(ValueError, match="rho_rule"):
         dataclasses.replace(OFFICIAL, rho_rule="sometimes")
 
 
 def test_presets_start_where_their_source_starts():
     problem, widths = _blobs(), [6, 5, 4, 3]
-    paper = DLADMM(widths, PAPER).init(problem, _gen(1))
-    official = DLADMM(widths, OFFICIAL).init(problem, _gen(1))
+    paper = DLADMM(widths, options=PAPER).init(problem, _gen(1))
+    official = DLADMM(widths, options=OFFICIAL).init(problem, _gen(1))
     # z_L: the forward pass (paper) or 2y - 1 (code); the hidden z, a are the forward pass in both
     assert torch.equal(official.z[-1], 2 * problem.onehot - 1)
     assert torch.allclose(paper.z[-1], mlp_logits(paper.weights, paper.biases, problem.x))
@@ -145,7 +155,7 @@ def test_presets_start_where_their_source_starts():
 
 def test_presets_penalise_hidden_layers_and_adapt_rho_by_their_rules():
     problem, widths = _blobs(), [6, 120, 3]
-    paper, official = DLADMM(widths, PAPER), DLADMM(widths, OFFICIAL)
+    paper, official = DLADMM(widths, options=PAPER), DLADMM(widths, options=OFFICIAL)
     state = paper.init(problem, _gen(2))
     state.a[0] = state.a[0] + 1.0  # a hidden constraint violated by ||1||^2 = 60 * 120
     state.rho = 0.5
@@ -158,9 +168,10 @@ def test_presets_penalise_hidden_layers_and_adapt_rho_by_their_rules():
         s.k = 99  # the paper's schedule fires at iteration 100
         s = solver.step(s, problem)
         if solver is paper:
-            assert (s.rho, s.boost) == (pytest.approx(1e-5), 1.0)
+            assert (s.rho, s.backtracking_scale) == (pytest.approx(1e-5), 1.0)
         else:
-            assert (s.rho, s.boost) == (pytest.approx(1e-5), 10.0)  # x10, and theta, tau x10 at hidden width >= 100
+            # rho x10, and the backtracking starts theta, tau x10 at hidden width >= 100
+            assert (s.rho, s.backtracking_scale) == (pytest.approx(1e-5), 10.0)
             assert s.losses[-1] > 0.2
     s = official.step(official.init(problem, _gen(3)), problem)
     assert (s.rho, s.k) == (1e-6, 1)  # no rise yet: the code's rho stays

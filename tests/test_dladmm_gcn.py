@@ -12,11 +12,12 @@ import torch
 from torch.nn.functional import one_hot
 
 from beyond_backprop.optim import dladmm_gcn
-from beyond_backprop.optim.dladmm import backtrack, update_z_last
+from beyond_backprop.optim.admm_blocks import backtrack, update_z_last
 from beyond_backprop.optim.dladmm_gcn import (
     GCN_T0, OFFICIAL, PAPER, DLADMMGCN, GCNOperators, GCNOptions, training_rows, update_z2_code, weight_decay,
 )
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
+from beyond_backprop.problem import Problem, Split
 from beyond_backprop.runtime import PeakMemory
 
 
@@ -205,14 +206,14 @@ def test_widths_must_fit_the_problem():
 
 def test_presets_differ_in_exactly_the_official_code_switches():
     differing = {f.name for f in dataclasses.fields(GCNOptions) if getattr(PAPER, f.name) != getattr(OFFICIAL, f.name)}
-    assert differing == {"decay", "faithful", "max_tries", "fista", "fista_step", "fista_check_every", "z2_init",
-                         "shared_init"}
-    assert (OFFICIAL.decay, OFFICIAL.faithful, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
+    assert differing == {"decay", "restart_backtracking", "max_tries", "fista", "fista_step", "fista_check_every",
+                         "z2_init", "shared_init"}
+    assert (OFFICIAL.decay, OFFICIAL.restart_backtracking, OFFICIAL.max_tries, OFFICIAL.fista, OFFICIAL.fista_step,
             OFFICIAL.fista_check_every, OFFICIAL.z2_init, OFFICIAL.shared_init) == (
         "code", True, 33, "code", 5.0, 1, "forward", True)
     shared = ("rho", "rho_every", "rho_max", "mu")
     assert [getattr(PAPER, n) for n in shared] == [getattr(OFFICIAL, n) for n in shared] == [1e-3, 50, 1.0, 0.0]
-    assert DLADMMGCN([12, 16, 3], OFFICIAL, mu=100.0).options == replace(OFFICIAL, mu=100.0)
+    assert DLADMMGCN([12, 16, 3], options=OFFICIAL, mu=100.0).options == replace(OFFICIAL, mu=100.0)
     assert DLADMMGCN([12, 16, 3]).options == PAPER
 
 
@@ -235,15 +236,16 @@ def _recorded_backtracking(monkeypatch, solver, problem, steps):
 BACKTRACKED = ["w2", "z1", "w1", "w1", "z1", "w2"]  # the blocks of one step that backtrack, in order
 
 
-def test_faithful_backtracking_always_starts_at_the_codes_constant(monkeypatch):
+def test_restarted_backtracking_always_starts_at_the_codes_constant(monkeypatch):
     problem = graph_problem(*dense_graph())
-    for faithful in (False, True):
-        calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], rho=1e-2, faithful=faithful), problem, 4)
+    for restart_backtracking in (False, True):
+        solver = DLADMMGCN([12, 16, 3], rho=1e-2, restart_backtracking=restart_backtracking)
+        calls = _recorded_backtracking(monkeypatch, solver, problem, 4)
         blocks = BACKTRACKED * 4
         assert len(calls) == len(blocks) and {tries for _, tries, _ in calls} == {32}
         constants = [GCN_T0[block] for block in blocks]
         starts = [t for t, _, _ in calls]
-        if faithful:
+        if restart_backtracking:
             assert starts == constants
             continue
         last, expected = dict(GCN_T0), []  # the larger of the constant and half the last accepted value
@@ -255,7 +257,7 @@ def test_faithful_backtracking_always_starts_at_the_codes_constant(monkeypatch):
 
 def test_max_tries_is_passed_to_every_backtracking_search(monkeypatch):
     problem = graph_problem(*dense_graph())
-    calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], OFFICIAL), problem, 2)
+    calls = _recorded_backtracking(monkeypatch, DLADMMGCN([12, 16, 3], options=OFFICIAL), problem, 2)
     assert len(calls) == 2 * len(BACKTRACKED) and {tries for _, tries, _ in calls} == {33}
 
 
@@ -358,7 +360,7 @@ def test_official_preset_follows_the_published_code(mu):
     """Lockstep with a transcription of the official GCN code (dense Â, autograd gradients, the code's loops)."""
     adjacency, x, labels = dense_graph()
     problem = graph_problem(adjacency, x, labels)
-    solver = DLADMMGCN([12, 16, 3], OFFICIAL, rho=1e-2, mu=mu, rho_every=3)
+    solver = DLADMMGCN([12, 16, 3], options=OFFICIAL, rho=1e-2, mu=mu, rho_every=3)
     state = solver.init(problem, _gen(4))
     reference = code_gcn_run(adjacency, x, labels, problem.train.index, problem.evaluate["test"].index, 4,
                              rho=1e-2, mu=mu, rho_every=3, epochs=7)
@@ -367,7 +369,7 @@ def test_official_preset_follows_the_published_code(mu):
         for got, want in zip((state.w1, state.w2, state.z1, state.z2, state.u), expected):
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
     assert state.rho == pytest.approx(1.0)
-    paper = DLADMMGCN([12, 16, 3], PAPER, rho=1e-2, mu=mu, rho_every=3)
+    paper = DLADMMGCN([12, 16, 3], options=PAPER, rho=1e-2, mu=mu, rho_every=3)
     other = paper.init(problem, _gen(4))
     for _ in range(7):
         other = paper.step(other, problem)
@@ -399,14 +401,15 @@ def test_fista_switches_select_the_z2_loop(monkeypatch):
             return _original(*args, **kwargs)
         monkeypatch.setattr(dladmm_gcn, name, recording)
     for options in (PAPER, OFFICIAL, replace(PAPER, fista_step=3.0, fista_check_every=2)):
-        DLADMMGCN([12, 16, 3], options).step(DLADMMGCN([12, 16, 3], options).init(problem, _gen(1)), problem)
+        solver = DLADMMGCN([12, 16, 3], options=options)
+        solver.step(solver.init(problem, _gen(1)), problem)
     assert calls == [("update_z_last", 2.0, 5)] * 2 + [("update_z2_code", 5.0, 1)] * 2 + [("update_z_last", 3.0, 2)] * 2
 
 
 def test_z2_init_and_shared_init():
     adjacency, x, labels = dense_graph()
     problem = graph_problem(adjacency, x, labels)
-    solver = DLADMMGCN([12, 16, 3], PAPER)
+    solver = DLADMMGCN([12, 16, 3], options=PAPER)
     paper, forward = solver.init(problem, _gen(2)), DLADMMGCN([12, 16, 3], z2_init="forward").init(problem, _gen(2))
     assert solver.residual_matrix(paper).abs().max() == 0  # constraint: Z_2 = Â_T Z_1 W_2
     torch.testing.assert_close(forward.z2, solver.logits(forward, problem, problem.train))  # the forward pass

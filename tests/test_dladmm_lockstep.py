@@ -11,14 +11,16 @@ import pytest
 import torch
 
 from beyond_backprop.optim import quadratic_blocks
-from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState, update_z_last
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.optim.admm_blocks import update_z_last
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState
 from beyond_backprop.optim.quadratic_blocks import (
     accepted_step, activation_gradient, activation_step, weight_gradient, weight_step,
 )
+from beyond_backprop.problem import Problem, Split
 
 # the official-style options as they were before the presets: the OFFICIAL preset must step exactly like them
-OFFICIAL_BEFORE = {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels", "fista_step": 4.0}
+OFFICIAL_BEFORE = {"nu": None, "rho_rule": "code", "restart_backtracking": True, "z_last_init": "labels",
+                   "fista_step": 4.0}
 LOW_START = {"theta0": 1e-9, "tau0": 1e-9}  # searches start far below the accepted t at rho = 1e-6
 
 
@@ -70,8 +72,8 @@ def reference_step(solver: DLADMM, state: DLADMMState, problem: Problem, log) ->
     inp = lambda l: x if l == 0 else s.a[l - 1]  # noqa: E731
 
     def start(previous, base):
-        base = base * s.boost
-        return base if opts.faithful else max(base, previous / 2.0)
+        base = base * s.backtracking_scale
+        return base if opts.restart_backtracking else max(base, previous / 2.0)
 
     def target(l):
         return s.z[l] - s.biases[l] + (s.u / s.rho if l == last else 0.0), (s.rho if l == last else nu())
@@ -141,7 +143,7 @@ def _record_fast_steps(monkeypatch) -> list[float]:
                          ids=["paper", "official", "official-before-presets", "rho-1e-2"])
 def test_fast_path_moves_in_lockstep_with_the_reference_in_float64(monkeypatch, options):
     problem = _problem()
-    solver = DLADMM([12, 16, 16, 4], options, **LOW_START)
+    solver = DLADMM([12, 16, 16, 4], options=options, **LOW_START)
     fast = ref = _double(solver.init(_problem(dtype=torch.float32), torch.Generator().manual_seed(1)))
     fast_log = _record_fast_steps(monkeypatch)
     ref_log: list[float] = []
@@ -153,7 +155,8 @@ def test_fast_path_moves_in_lockstep_with_the_reference_in_float64(monkeypatch, 
             for mine, theirs in zip(getattr(fast, name), getattr(ref, name)):
                 assert torch.allclose(mine, theirs, rtol=1e-9, atol=1e-12), name
         assert torch.allclose(fast.u, ref.u, rtol=1e-9, atol=1e-15)
-        assert (fast.theta, fast.tau, fast.rho, fast.boost) == (ref.theta, ref.tau, ref.rho, ref.boost)
+        scalars = ("theta", "tau", "rho", "backtracking_scale")
+        assert [getattr(fast, n) for n in scalars] == [getattr(ref, n) for n in scalars]
     assert len(set(ref_log)) > 3  # the searches did not all stop at their first trial
 
 
@@ -253,7 +256,7 @@ def test_official_preset_steps_like_the_former_official_options():
     from the same state both take the same steps (the lockstep above then pins them to the reference)."""
     assert replace(OFFICIAL, shared_init=False) == DLADMMOptions(**OFFICIAL_BEFORE)
     problem = _problem(dtype=torch.float32)
-    new, old = DLADMM([12, 16, 16, 4], OFFICIAL), DLADMM([12, 16, 16, 4], **OFFICIAL_BEFORE)
+    new, old = DLADMM([12, 16, 16, 4], options=OFFICIAL), DLADMM([12, 16, 16, 4], **OFFICIAL_BEFORE)
     start = old.init(problem, torch.Generator().manual_seed(2))
     a = b = start
     for _ in range(4):

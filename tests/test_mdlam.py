@@ -10,7 +10,7 @@ from beyond_backprop.optim.mdlam import (
     BACKTRACKING_TESTS, MDLAM, OFFICIAL, PAPER, MDLAMOptions, nesterov_weight, penalty, update_a, update_b,
     update_w, update_z_hidden, update_z_last, update_z_last_fista,
 )
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 
 @pytest.fixture(autouse=True)
@@ -272,7 +272,9 @@ def test_validation():
         MDLAM([4, 3, 3, 2], rho=0.0)
     with pytest.raises(ValueError, match="invalid z_last_solver"):
         MDLAMOptions(z_last_solver="lbfgs")
-    with pytest.raises(ValueError, match="invalid problem"):
+    with pytest.raises(ValueError, match="invalid widths"):
         MDLAM([4, 3, 3, 2]).init(_problem(), _gen())
     with pytest.raises(ValueError, match="invalid eps0"):
         MDLAM([4, 3, 3, 2], eps0=1e-4)
+    with pytest.raises(ValueError, match="invalid rho .* or init_std"):
+        MDLAM([4, 3, 3, 2], init_std=0.0)

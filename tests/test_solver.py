@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
-import time
 from dataclasses import dataclass
 
 import pytest
 import torch
 
-from beyond_backprop import models
+from beyond_backprop import models, runtime
 from beyond_backprop.optim import dladmm, dladmm_gcn, mdlam
 from beyond_backprop.optim.admm_taylor import TaylorADMM
 from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
-from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
+from beyond_backprop.problem import Problem, Split
+from beyond_backprop.optim.solver import METRICS, run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP
 
 
@@ -35,45 +37,64 @@ class SleepState:
     k: int = 0
 
 
-class Sleeper:
-    """A solver whose step and evaluation take known times."""
+class FakeClock:
+    """Stands in for the ``time`` module of :mod:`beyond_backprop.runtime`: ``sleep`` advances ``perf_counter``
+    exactly, so timing tests cannot flake on a loaded machine."""
 
-    def __init__(self, step_seconds: float, evaluate_seconds: float) -> None:
-        self.step_seconds, self.evaluate_seconds = step_seconds, evaluate_seconds
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(runtime, "time", fake)
+    return fake
+
+
+class Sleeper:
+    """A solver whose step and evaluation take known times on ``clock``."""
+
+    def __init__(self, step_seconds: float, evaluate_seconds: float, clock: FakeClock | None = None) -> None:
+        self.step_seconds, self.evaluate_seconds, self.clock = step_seconds, evaluate_seconds, clock or FakeClock()
 
     def init(self, problem, generator):
         return SleepState()
 
     def step(self, state, problem):
-        time.sleep(self.step_seconds)
+        self.clock.sleep(self.step_seconds)
         return SleepState(state.k + 1)
 
     def metrics(self, state, problem):
-        time.sleep(self.evaluate_seconds)
+        self.clock.sleep(self.evaluate_seconds)
         return {"rho": torch.tensor(1.0)}
 
     def logits(self, state, problem, split):
         return torch.zeros(split.targets.shape[0], problem.classes)
 
 
-def test_seconds_count_steps_only():
+def test_seconds_count_steps_only(clock):
     problem = separable()
-    _, history = run_history(Sleeper(0.01, 0.05), SleepState(), problem, iterations=5)
+    _, history = run_history(Sleeper(0.01, 0.05, clock), SleepState(), problem, iterations=5)
     assert list(history["iteration"]) == [1, 2, 3, 4, 5]
-    assert 0.05 <= history["seconds"].iloc[-1] < 0.05 + 0.04  # five 10 ms steps, not the 250 ms of evaluation
-    assert history["seconds"].is_monotonic_increasing
+    assert history["seconds"].tolist() == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])  # not the evaluations
+    assert clock.now == pytest.approx(0.05 + 5 * 0.05)
 
 
-def test_budget_is_respected_within_one_step():
+def test_budget_is_respected_within_one_step(clock):
     problem = separable()
-    start = time.perf_counter()
-    state, history = run_history(Sleeper(0.02, 0.03), SleepState(), problem, seconds=0.1, evaluate_every=2)
-    wall = time.perf_counter() - start
+    state, history = run_history(Sleeper(0.03, 0.5, clock), SleepState(), problem, seconds=0.1, evaluate_every=2)
     spent = history["seconds"].iloc[-1]
-    assert 0.1 <= spent < 0.1 + 0.02 + 0.015  # stops at the first step that ends past the budget
-    assert state.k == history["iteration"].iloc[-1] <= 6
-    assert wall > spent  # evaluation happened, and was not counted
-    assert list(history["iteration"])[:2] == [2, 4]  # every second step, and the last
+    assert spent == pytest.approx(0.12)  # stops at the first step that ends past the budget: the fourth
+    assert state.k == history["iteration"].iloc[-1] == 4
+    assert list(history["iteration"]) == [2, 4]  # every second step, and the last
+    assert clock.now == pytest.approx(0.12 + 2 * 0.5)  # two evaluations happened, and were not counted
 
 
 def test_iterations_cap_a_budget():
@@ -124,14 +145,15 @@ SOLVERS = {
     "forward-gradient SGD": lambda p: MinibatchMLP([p.x.shape[1], 16, p.classes], gradient="forward",
                                                    update="sgd", lr=0.02, batch=32),
     "dlADMM (paper)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], rho=1.0, nu=1.0),
-    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], dladmm.OFFICIAL, rho=1.0),
+    "dlADMM (official)": lambda p: DLADMM([p.x.shape[1], 16, 16, p.classes], options=dladmm.OFFICIAL, rho=1.0),
     # gamma/rho = 10, the ratio of Taylor et al.'s beta = 1, gamma = 10; at gamma = rho = 1 the forward pass
     # lags the ADMM variables and stays at 2/3 on these blobs after 30 steps
     "taylor admm": lambda p: TaylorADMM([p.x.shape[1], 16, p.classes], rho=0.1, gamma=1.0),
     "mdlam (paper)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0),
     "mdlam (official)": lambda p: MDLAM([p.x.shape[1], 16, 16, p.classes], rho=1.0, options=mdlam.OFFICIAL),
     "dlADMM-GCN (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], rho=1.0),
-    "dlADMM-GCN official (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes], dladmm_gcn.OFFICIAL, rho=1.0),
+    "dlADMM-GCN official (no edges)": lambda p: DLADMMGCN([p.x.shape[1], 16, p.classes],
+                                                          options=dladmm_gcn.OFFICIAL, rho=1.0),
 }
 
 
@@ -168,3 +190,88 @@ def test_gradient_init_is_the_documented_normal_from_the_generator():
     weights = torch.cat([p.detach().flatten() for p in one.model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(one.model.parameters(), two.model.parameters()))
     assert abs(float(weights.std()) - 0.1) < 0.02 and abs(float(weights.mean())) < 0.02
+
+
+def contents(value) -> list:
+    """Every tensor, generator state and number reachable from a solver state, in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, torch.Generator):
+        return [value.get_state()]
+    if isinstance(value, torch.nn.Module):
+        return contents(value.state_dict())
+    if isinstance(value, torch.optim.Optimizer):
+        return contents(value.state_dict()["state"])
+    if dataclasses.is_dataclass(value):
+        return [item for f in dataclasses.fields(value) for item in contents(getattr(value, f.name))]
+    if isinstance(value, dict):
+        return [item for key in sorted(value, key=str) for item in contents(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in contents(v)]
+    return [value]
+
+
+def same(one: list, two: list) -> bool:
+    return len(one) == len(two) and all(
+        torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(one, two))
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_step_is_pure(name):
+    """The step rule: ``step`` returns the new state and leaves its input, tensors and fields, as it was."""
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    state = solver.step(solver.step(state, problem), problem)  # past the first step: every buffer exists
+    before = copy.deepcopy(contents(state))
+    after = solver.step(state, problem)
+    assert same(contents(state), before), f"{name}: step changed its input state"
+    assert after.k == state.k + 1 and not same(contents(after), before)
+    again = solver.step(state, problem)  # the old state steps again to the same new state
+    assert same(contents(again), contents(after))
+
+
+
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", SOLVERS)
+def test_init_draws_on_the_generator_device(name, device):
+    """The generator rule: a generator on the problem's device works, one seed gives one initial state, and the
+    state lives on the problem's device."""
+    problem = separable()
+    problem = Problem(Split(problem.x.to(device), problem.y.to(device)),
+                      {"test": Split(problem.evaluate["test"].inputs.to(device), problem.y.to(device))})
+    solver = SOLVERS[name](problem)
+    one, two = (solver.init(problem, torch.Generator(device=device).manual_seed(5)) for _ in range(2))
+    assert same(contents(one), contents(two))
+    drawn = [t for t in contents(one) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == 2]
+    assert drawn and all(t.device.type == device for t in drawn)
+    other = solver.init(problem, torch.Generator(device=device).manual_seed(6))
+    assert not same(contents(one), contents(other))
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_init_refuses_widths_that_do_not_fit_the_problem(name):
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    if not hasattr(solver, "widths"):
+        pytest.skip("a TorchOptimizer builds its model from the problem it is given: no widths to check")
+    fewer_features = Problem(Split(problem.x[:, 1:], problem.y))
+    more_classes = Problem(Split(problem.x, problem.y), classes=problem.classes + 1)
+    for wrong in (fewer_features, more_classes):
+        with pytest.raises(ValueError, match=r"invalid widths .* features and \d+ classes"):
+            solver.init(wrong, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("solver", [DLADMM, DLADMMGCN, TaylorADMM, MDLAM])
+def test_constructors_take_a_preset_by_keyword_and_refuse_unknown_overrides(solver):
+    widths = [6, 8, 3]
+    preset = solver(widths).options
+    assert solver(widths, options=preset, rho=0.5).options == dataclasses.replace(preset, rho=0.5)
+    with pytest.raises(ValueError, match="unknown option.* lr for .*Options; expected some of .*rho"):
+        solver(widths, lr=0.1)
+    with pytest.raises(TypeError):
+        solver(widths, preset)  # the preset is a keyword
+

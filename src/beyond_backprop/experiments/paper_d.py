@@ -23,7 +23,8 @@ from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
 from ..optim import dladmm_gcn
 from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
-from ..optim.solver import Problem, Solver, Split, run_history
+from ..optim.solver import Solver, run_history
+from ..problem import Problem, Split
 from .histories import final_accuracy
 from ..results import Measurement
 
@@ -56,8 +57,8 @@ def run_method(solver: Solver, problem: Problem, *, iterations: int, seed: int =
 def run_dladmm(images: data.ImageData, widths: list[int], options: DLADMMOptions = PAPER, *, iterations: int,
                seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
     """dlADMM with ``options`` on ``images`` from a seeded initialisation."""
-    return run_method(DLADMM(widths, options), images.problem(widths[-1]), iterations=iterations, seed=seed,
-                      evaluate_every=evaluate_every)
+    return run_method(DLADMM(widths, options=options), images.problem(widths[-1]), iterations=iterations,
+                      seed=seed, evaluate_every=evaluate_every)
 
 
 def convergence(images: data.ImageData, widths: list[int], variants: Mapping[str, DLADMMOptions], *,
@@ -103,7 +104,7 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
     """dlADMM (:data:`PAPER`), the four gradient baselines (GD on the summed loss, spec §6.10) and Taylor's
     ADMM, each from a generator seeded with ``seed``; a ``method`` column. ``evaluate_every``: see
     :func:`run_history` (the last iteration is always evaluated)."""
-    solvers: dict[str, Solver] = {"dlADMM": DLADMM(widths, PAPER)}
+    solvers: dict[str, Solver] = {"dlADMM": DLADMM(widths, options=PAPER)}
     for name, lr in BASELINES.items():
         solvers[name] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
                                        reduction="sum" if name == "gd" else "mean")
@@ -218,7 +219,8 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
     decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
-    solvers = {"dlADMM": DLADMMGCN(widths, dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name], rho_every=rho_every)}
+    solvers = {"dlADMM": DLADMMGCN(widths, options=dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name],
+                                   rho_every=rho_every)}
     for method, lr in GCN_BASELINES.items():
         solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
     frames = []

@@ -22,7 +22,7 @@ inputs, so the lower layers' weights barely move (Fashion-MNIST, 2,000 images, w
 
 There is no ``PAPER``/``OFFICIAL`` options preset: Taylor et al.'s code (gitlab.umiacs.umd.edu/tomg/admm_nets)
 is not available and the dlADMM authors did not publish their adaptation (spec §5, §6.11), so there is no
-published code behaviour to reproduce; the spec's choices are the constructor's defaults.
+published code behaviour to reproduce; the one preset, :data:`SPEC`, holds the spec's choices.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .dladmm import exact_a, update_z_last, update_z_relu
-from .solver import Problem, Split
-
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .admm_blocks import exact_a, update_z_last, update_z_relu
+from .construction import check_widths, with_overrides
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
@@ -87,33 +87,52 @@ class TaylorState:
     k: int = 0
 
 
-class TaylorADMM:
-    """Taylor et al.'s ADMM for the ReLU MLP ``widths``: ``rho`` is β (1 in the dlADMM paper), ``gamma``
-    is γ (``None``: equal to β, as the dlADMM paper's single ρ implies).
+@dataclass(frozen=True)
+class TaylorOptions:
+    """The settings of Taylor et al.'s ADMM; :data:`SPEC` is the one preset.
 
-    Implements the :class:`~beyond_backprop.optim.solver.Solver` contract; ``warmup`` steps run
-    without the multiplier update; weights start at N(0, init_std²) from the generator. The block
-    updates are public so that each can be checked against its own subproblem.
+    Args:
+        rho: β (1 in the dlADMM paper). gamma: γ (``None``: equal to β, as the dlADMM paper's single ρ implies).
+        warmup: steps without the multiplier update. init_std: weights start at N(0, init_std²).
     """
 
-    def __init__(self, widths: list[int], *, rho: float = 1.0, gamma: float | None = None, warmup: int = 5,
-                 init_std: float = 0.1) -> None:
-        if len(widths) < 2:
-            raise ValueError(f"invalid widths {widths!r}; expected at least two widths")
-        if rho <= 0:
-            raise ValueError(f"invalid rho {rho!r}; expected > 0")
-        if gamma is not None and gamma <= 0:
-            raise ValueError(f"invalid gamma {gamma!r}; expected > 0 or None (equal to rho)")
-        if warmup < 0:
-            raise ValueError(f"invalid warmup {warmup!r}; expected >= 0")
-        self.widths, self.rho, self.warmup, self.init_std = list(widths), rho, warmup, init_std
-        self.gamma = rho if gamma is None else gamma
+    rho: float = 1.0
+    gamma: float | None = None
+    warmup: int = 5
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.rho <= 0 or self.init_std <= 0:
+            raise ValueError(f"invalid rho {self.rho!r} or init_std {self.init_std!r}; expected > 0")
+        if self.gamma is not None and self.gamma <= 0:
+            raise ValueError(f"invalid gamma {self.gamma!r}; expected > 0 or None (equal to rho)")
+        if self.warmup < 0:
+            raise ValueError(f"invalid warmup {self.warmup!r}; expected >= 0")
+
+
+SPEC = TaylorOptions()  # the dlADMM spec's choices (§5, §6.11): beta = gamma = 1, five warm-up steps
+
+
+class TaylorADMM:
+    """Taylor et al.'s ADMM for the ReLU MLP ``widths`` with :class:`TaylorOptions`, e.g.
+    ``TaylorADMM(widths, rho=0.1, gamma=1.0)``; ``self.rho`` is β, ``self.gamma`` γ.
+
+    Implements the :class:`~beyond_backprop.optim.solver.Solver` contract. The block updates are public
+    so that each can be checked against its own subproblem.
+    """
+
+    def __init__(self, widths: list[int], *, options: TaylorOptions = SPEC, **overrides) -> None:
+        if len(widths) < 2 or any(w < 1 for w in widths):
+            raise ValueError(f"invalid widths {widths!r}; expected at least two positive widths")
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
+        self.rho = self.options.rho
+        self.gamma = self.rho if self.options.gamma is None else self.options.gamma
 
     def init(self, problem: Problem, generator: torch.Generator) -> TaylorState:
         """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``; the inputs' pseudo-inverse."""
-        x = problem.x
-        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device, dtype=x.dtype)
-                   for m, n in zip(self.widths[:-1], self.widths[1:])]
+        check_widths(self.widths, problem)
+        x, std = problem.x, self.options.init_std
+        weights = [draw_normal((n, m + 1), std, generator, x) for m, n in zip(self.widths[:-1], self.widths[1:])]
         z, a, h = [], [], x
         for w in weights:
             z.append(_with_ones(h) @ w.T)
@@ -131,7 +150,7 @@ class TaylorADMM:
         self.update_weights(s, problem, len(s.weights) - 1)
         self.update_output_z(s, problem)
         s.k += 1
-        if s.k > self.warmup:
+        if s.k > self.options.warmup:
             s.lam = s.lam + self.rho * self.residual_matrix(s, problem)
         return s
 

@@ -27,136 +27,27 @@ and each layer's product ``a_{l-1} W_l^T`` is kept current instead of recomputed
     ``rho_rule="code"`` multiplies ρ by 10 (capped at 0.1), and the backtracking starts θ, τ by 10, when
     the training loss rose three iterations in a row, where the paper's ``rho_rule="paper"`` multiplies
     ρ by 10 every 100 iterations; ``z_last_init="labels"`` starts ``z_L`` at ``2y - 1`` instead of the
-    forward pass; ``faithful=True`` restarts every backtracking search at the global θ/τ instead of half
-    the last accepted value; ``fista_step=4`` is the code's z_L step; ``shared_init=True`` draws every
-    W and b from the same seed. Not reproduced: the code's backtracking has no cap on its trials
+    forward pass; ``restart_backtracking=True`` restarts every backtracking search at the global θ/τ
+    instead of half the last accepted value; ``fista_step=4`` is the code's z_L step; ``shared_init=True``
+    draws every W and b from the same seed. Not reproduced: the code's backtracking has no cap on its trials
     (here 60, then the block is kept), and its exp/log clamping (here a stable log-softmax).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .quadratic_blocks import MAX_TRIES, activation_step, weight_step
-from .solver import Problem, Split
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
+from .construction import check_widths, with_overrides
+from .quadratic_blocks import activation_step, weight_step
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")
 SUBPROBLEMS = ("quadratic", "exact")
-
-
-def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
-              t: float, *, factor: float = 2.0, max_tries: int = MAX_TRIES) -> tuple[torch.Tensor, float]:
-    """Quadratic approximation with backtracking (Alg. 2 and 4): ``(x+, t)`` with ``x+ = x - g/t``.
-
-    ``t`` is multiplied by ``factor`` until ``f(x+) <= f(x) - ||g||^2 / (2t)`` (the sufficient-decrease
-    test ``f(x+) <= f(x) + <g, x+ - x> + t/2 ||x+ - x||^2``); after ``max_tries`` failures (rounding
-    near a minimiser) ``x`` is kept. One host sync per test.
-    """
-    if t <= 0:
-        raise ValueError(f"invalid t {t!r}; expected > 0")
-    f0, gg = objective(x), grad.square().sum()
-    for _ in range(max_tries):
-        step = x - grad / t
-        if bool(objective(step) <= f0 - gg / (2.0 * t)):
-            return step, t
-        t *= factor
-    return x, t
-
-
-def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weight_a: float = 1.0) -> torch.Tensor:
-    """Exact elementwise ``argmin_z weight_m (z - m)^2 + weight_a (a - relu(z))^2`` (two candidates).
-
-    ``z- = min(m, 0)`` is the best point with ``z <= 0``, at cost ``w_m relu(m)^2 + w_a a^2``;
-    ``z+ = (w_m m + w_a a)/(w_m + w_a)`` the best with ``z >= 0`` when it is positive, at cost
-    ``w_m w_a/(w_m + w_a) (a - m)^2``; ``z+`` is kept only where it is positive and strictly better (as
-    the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
-    """
-    total = weight_m + weight_a
-    z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
-    cost_pos = torch.sub(a, m).square_().mul_(weight_a / total)  # both costs divided by w_m
-    cost_neg = torch.clamp(m, min=0.0).square_().addcmul_(a, a, value=weight_a / weight_m)
-    keep = torch.lt(cost_pos, cost_neg).logical_and_(z > 0)
-    return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
-
-
-def update_z_last(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 2.0,
-                  tol: float = 1e-3, max_iter: int = 500, check_every: int = 5) -> torch.Tensor:
-    """FISTA for ``min_z R(z; y) + rho/2 ||z - target||^2`` from the warm start ``z``.
-
-    Prox-gradient step ``zeta+ = (rho target + z/step - (softmax(z) - y)) / (rho + 1/step)``, momentum
-    ``lam+ = (1 + sqrt(1 + 4 lam^2))/2``, ``z <- (1 - g) zeta+ + g zeta`` with ``g = (1 - lam)/lam+``;
-    stops when the objective changes by less than ``tol`` (tested every ``check_every`` steps).
-
-    .. note:: The code uses ``step=4``; 2 is ``1/H`` for the softmax cross-entropy (``H <= 1/2``).
-    """
-    if rho <= 0:
-        raise ValueError(f"invalid rho {rho!r}; expected > 0")
-
-    def objective(v: torch.Tensor) -> torch.Tensor:
-        return cross_entropy_sum(v, y) + 0.5 * rho * (v - target).square().sum()
-
-    zeta_prev, lam, f_old = z, 1.0, objective(z)
-    for i in range(1, max_iter + 1):
-        zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
-        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
-        gamma = (1.0 - lam) / lam_next
-        z = (1.0 - gamma) * zeta + gamma * zeta_prev
-        zeta_prev, lam = zeta, lam_next
-        if i % check_every == 0:
-            f_new = objective(zeta)
-            if bool((f_new - f_old).abs() < tol):
-                break
-            f_old = f_new
-    return zeta_prev
-
-
-def weight_objective(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
-    """``phi_W = weight/2 ||target - a_prev W^T||^2`` (``target = z - b``, plus ``u/rho`` for layer L)."""
-    return 0.5 * weight * (target - a_prev @ w.T).square().sum()
-
-
-def exact_w(a_prev: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The least-squares minimiser of ``phi_W``: ``(pinv(a_prev) target)^T``."""
-    return (torch.linalg.pinv(a_prev) @ target).T
-
-
-def update_w(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float, theta: float,
-             exact: bool = False) -> tuple[torch.Tensor, float]:
-    """W-subproblem: quadratic approximation with backtracking (Alg. 3-4), or the exact least squares."""
-    if exact:
-        return exact_w(a_prev, target), theta
-    w, _, t = weight_step(w, a_prev, a_prev @ w.T, target.clone(), weight, theta)
-    return w, float(t)
-
-
-def activation_objective(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
-                         h: torch.Tensor, weight: float) -> torch.Tensor:
-    """``phi_a = weight_next/2 ||target_next - a W_{l+1}^T||^2 + weight/2 ||a - relu(z_l)||^2``."""
-    return 0.5 * weight_next * (target_next - a @ w_next.T).square().sum() + 0.5 * weight * (a - h).square().sum()
-
-
-def exact_a(w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float, h: torch.Tensor,
-            weight: float) -> torch.Tensor:
-    """The minimiser of ``phi_a``: a Cholesky solve of ``(weight_next W^T W + weight I) a^T = ...``."""
-    eye = torch.eye(w_next.shape[1], dtype=h.dtype, device=h.device)
-    system = weight_next * w_next.T @ w_next + weight * eye
-    rhs = weight_next * target_next @ w_next + weight * h
-    return torch.cholesky_solve(rhs.T, torch.linalg.cholesky(system)).T
-
-
-def update_a(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
-             h: torch.Tensor, weight: float, tau: float, exact: bool = False) -> tuple[torch.Tensor, float]:
-    """a-subproblem: quadratic approximation with backtracking (Alg. 2), or the exact linear solve."""
-    if exact:
-        return exact_a(w_next, target_next, weight_next, h, weight), tau
-    a, _, t = activation_step(a, w_next, a @ w_next.T, target_next.clone(), weight_next, h, weight, tau)
-    return a, float(t)
 
 
 @dataclass(frozen=True)
@@ -166,7 +57,8 @@ class DLADMMOptions:
     Args:
         rho: initial penalty ρ. nu: hidden penalty ν; ``None`` ties ν to ρ (code).
         rho_rule: ``paper`` (ρ×10 every 100 iterations), ``code`` or ``fixed``.
-        faithful: restart backtracking at ``theta0``/``tau0`` every call (code) instead of half the last accepted t.
+        restart_backtracking: start every backtracking search at ``theta0``/``tau0`` (times the state's
+            ``backtracking_scale``; code) instead of the larger of that and half the last accepted t.
         z_last_init: ``forward`` or ``labels`` (``2y - 1``, code).
         subproblem: ``quadratic`` (backtracking) or ``exact`` (least squares and linear solves, cubic cost).
         init_std: standard deviation of the N(0, std²) initial W and b (0.1, code).
@@ -179,7 +71,7 @@ class DLADMMOptions:
     rho: float = 1e-6
     nu: float | None = 1e-6
     rho_rule: str = "paper"
-    faithful: bool = False
+    restart_backtracking: bool = False
     z_last_init: str = "forward"
     subproblem: str = "quadratic"
     init_std: float = 0.1
@@ -203,14 +95,16 @@ class DLADMMOptions:
 PAPER = DLADMMOptions()
 # the published code (spec §4): nu tied to rho, the adaptive rho rule, backtracking restarted at the global
 # theta/tau, z_L = 2y - 1, FISTA step 4, every tensor drawn from the same seed
-OFFICIAL = DLADMMOptions(nu=None, rho_rule="code", faithful=True, z_last_init="labels", fista_step=4.0,
-                         shared_init=True)
+OFFICIAL = DLADMMOptions(nu=None, rho_rule="code", restart_backtracking=True, z_last_init="labels",
+                         fista_step=4.0, shared_init=True)
 
 
 @dataclass
 class DLADMMState:
     """All blocks: ``weights[l]`` (n_l×n_{l-1}), ``biases[l]``, ``z[l]`` (N×n_l), ``a[l]`` (l < L; the output of
-    hidden layer l+1, never the input), dual ``u``."""
+    hidden layer l+1, never the input), dual ``u``; the backtracking state ``theta``, ``tau`` (last accepted
+    t per layer) and ``backtracking_scale``, the factor on ``theta0``/``tau0`` that ``rho_rule="code"`` raises
+    ×10 with ρ (the code's θ, τ restart); ``losses``, the training losses that rule watches."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor]
@@ -221,31 +115,33 @@ class DLADMMState:
     theta: list[float]
     tau: list[float]
     k: int = 0
-    boost: float = 1.0
+    backtracking_scale: float = 1.0
     losses: list[float] = field(default_factory=list)
 
 
 class DLADMM:
     """dlADMM for the ReLU MLP ``widths = [n_0, ..., n_L]`` (see the module docstring), through the solver contract.
 
-    ``DLADMM(widths)`` runs :data:`PAPER`; ``DLADMM(widths, OFFICIAL)`` the published code;
-    keyword overrides replace single switches, e.g. ``DLADMM(widths, OFFICIAL, rho=1.0)``.
+    ``DLADMM(widths)`` runs :data:`PAPER`; ``DLADMM(widths, options=OFFICIAL)`` the published code;
+    keyword overrides replace single fields of :class:`DLADMMOptions`, e.g.
+    ``DLADMM(widths, options=OFFICIAL, rho=1.0)``.
     """
 
-    def __init__(self, widths: list[int], options: DLADMMOptions = PAPER, **overrides) -> None:
+    def __init__(self, widths: list[int], *, options: DLADMMOptions = PAPER, **overrides) -> None:
         if len(widths) < 2 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least two positive widths")
-        self.widths, self.options = list(widths), replace(options, **overrides)
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> DLADMMState:
         """W, b ~ N(0, std²); z, a by the forward pass; ``z_L`` per ``z_last_init``; ``u = 0``."""
+        check_widths(self.widths, problem)
         opts, x = self.options, problem.x
         start = generator.get_state()
 
         def draw(*shape: int) -> torch.Tensor:
             if opts.shared_init:
                 generator.set_state(start)
-            return opts.init_std * torch.randn(*shape, generator=generator, device=x.device, dtype=x.dtype)
+            return draw_normal(shape, opts.init_std, generator, x)
 
         weights, biases = [], []
         for m, n in zip(self.widths[:-1], self.widths[1:]):
@@ -267,8 +163,8 @@ class DLADMM:
         return state.rho if self.options.nu is None else self.options.nu
 
     def _start(self, s: DLADMMState, previous: torch.Tensor, base: float) -> torch.Tensor | float:
-        base = base * s.boost
-        return base if self.options.faithful else torch.clamp(previous / 2.0, min=base)
+        base = base * s.backtracking_scale
+        return base if self.options.restart_backtracking else torch.clamp(previous / 2.0, min=base)
 
     def _target(self, s: DLADMMState, l: int) -> tuple[torch.Tensor, float]:
         """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, as a new tensor."""
@@ -294,10 +190,10 @@ class DLADMM:
         if l == len(s.weights) - 1:
             s.biases[l] += s.u.mean(dim=0) / s.rho
 
-    def _z(self, s: DLADMMState, y1: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
+    def _z(self, s: DLADMMState, onehot: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
         m = products[l] + s.biases[l]
         if l == len(s.weights) - 1:
-            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), y1, s.rho, step=self.options.fista_step)
+            s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), onehot, s.rho, step=self.options.fista_step)
         else:
             s.z[l] = update_z_relu(m, s.a[l])
 
@@ -317,29 +213,29 @@ class DLADMM:
         Each layer's product ``a_{l-1} W_l^T`` is computed once and then kept current by the block
         updates (see :mod:`.quadratic_blocks`); the step sizes stay on the device until the end.
         """
-        x, y1 = problem.x, problem.onehot
+        x, onehot = problem.x, problem.onehot
         s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
                     a=list(state.a), losses=list(state.losses))
         s.theta, s.tau = ([torch.full((), t, dtype=torch.float64, device=x.device) for t in ts]
                           for ts in (state.theta, state.tau))
         products = [self._input(s, x, l) @ w.T for l, w in enumerate(s.weights)]
         last = len(s.weights) - 1
-        self._z(s, y1, products, last)
+        self._z(s, onehot, products, last)
         self._b(s, products, last)
         self._w(s, x, products, last)
         for l in range(last - 1, -1, -1):
             self._a(s, products, l)
-            self._z(s, y1, products, l)
+            self._z(s, onehot, products, l)
             self._b(s, products, l)
             self._w(s, x, products, l)
         for l in range(last):
             self._w(s, x, products, l)
             self._b(s, products, l)
-            self._z(s, y1, products, l)
+            self._z(s, onehot, products, l)
             self._a(s, products, l)
         self._w(s, x, products, last)
         self._b(s, products, last)
-        self._z(s, y1, products, last)
+        self._z(s, onehot, products, last)
         s.u = s.u + s.rho * (s.z[last] - products[last] - s.biases[last])
         steps = torch.stack(s.theta + s.tau).tolist()  # the one host sync of the step
         s.theta, s.tau = steps[:len(s.theta)], steps[len(s.theta):]
@@ -357,7 +253,7 @@ class DLADMM:
             if len(recent) == 4 and recent[0] < recent[1] < recent[2] < recent[3]:
                 s.rho = min(10.0 * s.rho, 0.1)
                 if min(self.widths[1:-1], default=0) >= 100:
-                    s.boost *= 10.0
+                    s.backtracking_scale *= 10.0
 
     def residual_matrix(self, s: DLADMMState, problem: Problem) -> torch.Tensor:
         """``r = z_L - a_{L-1} W_L^T - b_L``."""

@@ -14,10 +14,10 @@ One epoch::
     dual:     u <- u + rho (Z_2 - Â_T Z_1 W_2)
     every ``rho_every`` epochs: rho <- min(10 rho, rho_max)
 
-``BT`` is one gradient step with backtracking (:func:`~.dladmm.backtrack`), started at the code's
+``BT`` is one gradient step with backtracking (:func:`~.admm_blocks.backtrack`), started at the code's
 constant (W_1: 1, W_2: 1e-2, Z_1: 1e-3) or at half the last accepted value if that is larger, at most
-32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter
-the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
+32 tries (``restart_backtracking`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training
+rows enter the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
 block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
 
 .. note::
@@ -26,8 +26,8 @@ block), so memory is O(nnz(Â) + n_T·F + N·H), never N×N.
     The journal's text is not available; :data:`PAPER` is the algorithm as the spec reconstructs it
     and :data:`OFFICIAL` the published ``GCN/pytorch_version`` in full. They share ρ0 = 1e-3, the
     schedule ×10 every 50 epochs capped at 1 and μ (per dataset), and differ in the switches of
-    :class:`GCNOptions`: ``decay="code"`` (the code's ``mu/2 ||W ⊙ W||_F``); ``faithful`` restarts
-    every backtracking search at the code's constant instead of half the last accepted value;
+    :class:`GCNOptions`: ``decay="code"`` (the code's ``mu/2 ||W ⊙ W||_F``); ``restart_backtracking``
+    restarts every backtracking search at the code's constant instead of half the last accepted value;
     ``max_tries=33`` (the code's ``count > 32`` allows 33 tests); ``fista="code"`` with
     ``fista_step=5``, ``fista_check_every=1`` (the code's Z_2 loop, :func:`update_z2_code`);
     ``z2_init="forward"`` (Z_2 from the forward pass before the test rows of Z_1 are zeroed);
@@ -45,8 +45,10 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..models import cross_entropy_sum
-from .dladmm import backtrack, update_z_last
-from .solver import Problem, Split
+from ..problem import Problem, Split
+from .admm_blocks import backtrack, update_z_last
+from .construction import check_widths, with_overrides
+from .fista import fista_momentum
 
 DECAYS = ("squared", "code")
 FISTA_LOOPS = ("project", "code")
@@ -87,7 +89,7 @@ def update_z2_code(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: 
                    check_every: int = 1, tol: float = FISTA_TOLERANCE, max_iter: int = FISTA_STEPS) -> torch.Tensor:
     """The code's ``update_z2``: FISTA for ``min_z CE(z; y) + rho/2 ||z - target||^2`` from ``z``.
 
-    The iteration is :func:`~.dladmm.update_z_last`'s, but the stopping test is made before a step, on
+    The iteration is :func:`~.admm_blocks.update_z_last`'s, but the stopping test is made before a step, on
     the momentum point ``z`` (every ``check_every`` steps; the code: every step), with the code's
     ``rho/2 torch.norm((z - target) ** 2)`` (``rho/2 sqrt(sum r^4)``) as the quadratic term, and the
     momentum point is returned.
@@ -102,7 +104,7 @@ def update_z2_code(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: 
             if abs(f_new - f_old) < tol:
                 break
             f_old = f_new
-        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        lam_next = fista_momentum(lam)
         gamma, lam, zeta_prev = (1.0 - lam) / lam_next, lam_next, zeta
         zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
         z = (1.0 - gamma) * zeta + gamma * zeta_prev
@@ -121,10 +123,10 @@ class GCNOptions:
             (the code's ``mu/2 ||W ⊙ W||_F``, about ``2 sqrt(size/3)`` times weaker for Gaussian-like
             entries: the code's μ = 100 on Citeseer and 10 on Coauthor were set with it). The
             ``lagrangian`` metric uses ``mu ||W||^2`` either way.
-        faithful: start every backtracking search at :data:`GCN_T0` (code) instead of the larger of it
-            and half the last accepted value.
+        restart_backtracking: start every backtracking search at :data:`GCN_T0` (code) instead of the larger
+            of it and half the last accepted value.
         max_tries: backtracking tests before the old value is kept (code: 33).
-        fista: the Z_2 loop, ``project`` (:func:`~.dladmm.update_z_last`: tests and returns the prox
+        fista: the Z_2 loop, ``project`` (:func:`~.admm_blocks.update_z_last`: tests and returns the prox
             point) or ``code`` (:func:`update_z2_code`).
         fista_step: the Z_2 FISTA step (2 = 1/H for the cross-entropy; code: 5).
         fista_check_every: steps between the Z_2 FISTA's stopping tests (code: 1).
@@ -139,7 +141,7 @@ class GCNOptions:
     rho_every: int = 50
     rho_max: float = 1.0
     decay: str = "squared"
-    faithful: bool = False
+    restart_backtracking: bool = False
     max_tries: int = 32
     fista: str = "project"
     fista_step: float = 2.0
@@ -164,8 +166,8 @@ class GCNOptions:
 # the journal's algorithm as the spec reconstructs it (§1.2, §2.5): the code's schedule, the squared decay
 PAPER = GCNOptions()
 # the published GCN/pytorch_version in full (spec §2.5, §4)
-OFFICIAL = GCNOptions(decay="code", faithful=True, max_tries=33, fista="code", fista_step=5.0, fista_check_every=1,
-                      z2_init="forward", shared_init=True)
+OFFICIAL = GCNOptions(decay="code", restart_backtracking=True, max_tries=33, fista="code", fista_step=5.0,
+                      fista_check_every=1, z2_init="forward", shared_init=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,8 +237,8 @@ def propagation(problem: Problem) -> torch.Tensor:
 class DLADMMGCN:
     """dlADMM for the two-layer GCN ``widths = [features, hidden, classes]`` (see the module docstring).
 
-    ``DLADMMGCN(widths)`` runs :data:`PAPER`; ``DLADMMGCN(widths, OFFICIAL, mu=100.0)`` the published
-    code with Citeseer's μ; keyword overrides replace single switches of :class:`GCNOptions`.
+    ``DLADMMGCN(widths)`` runs :data:`PAPER`; ``DLADMMGCN(widths, options=OFFICIAL, mu=100.0)`` the published
+    code with Citeseer's μ; keyword overrides replace single fields of :class:`GCNOptions`.
 
     A graph problem carries ``adjacency`` (the normalised Â, sparse) and ``train.index`` (the training
     nodes), and ``train.inputs`` holds every node's features (dense, or sparse CSR for bag-of-words).
@@ -244,19 +246,14 @@ class DLADMMGCN:
     ``train.index`` every row is a training node.
     """
 
-    def __init__(self, widths: list[int], options: GCNOptions = PAPER, **overrides) -> None:
+    def __init__(self, widths: list[int], *, options: GCNOptions = PAPER, **overrides) -> None:
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; a two-layer GCN takes [in, hidden, classes]")
-        self.widths, self.options = list(widths), replace(options, **overrides)
-
-    def _check(self, problem: Problem) -> None:
-        features = problem.train.inputs.shape[1]
-        if features != self.widths[0] or problem.classes != self.widths[-1]:
-            raise ValueError(f"invalid widths {self.widths!r} for {features} features and {problem.classes} classes")
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> GCNState:
         """Glorot W; ``Z_1 = relu(Â X W_1)`` with the evaluated splits' rows 0; ``Z_2`` per ``z2_init``; ``u = 0``."""
-        self._check(problem)
+        check_widths(self.widths, problem)
         features, dev, dtype = problem.train.inputs, problem.device, problem.train.inputs.dtype
         adjacency, index = propagation(problem), problem.train.index
         if index is None:
@@ -267,7 +264,8 @@ class DLADMMGCN:
             if opts.shared_init:
                 generator.set_state(start)
             bound = math.sqrt(6.0 / sum(w.shape))
-            w.copy_(torch.rand(w.shape, generator=generator, dtype=dtype, device=dev) * 2 * bound - bound)
+            drawn = torch.rand(w.shape, generator=generator, dtype=dtype, device=generator.device)  # generator rule
+            w.copy_(drawn * 2 * bound - bound)
         hidden = torch.relu(adjacency @ (features @ w1))
         forward = (adjacency @ hidden)[index] @ w2 if opts.z2_init == "forward" else None
         for split in problem.evaluate.values():
@@ -289,7 +287,7 @@ class DLADMMGCN:
         return (s.u * r).sum() + 0.5 * s.rho * r.square().sum()
 
     def _start(self, s: GCNState, block: str) -> float:
-        return GCN_T0[block] if self.options.faithful else max(GCN_T0[block], s.t[block] / 2.0)
+        return GCN_T0[block] if self.options.restart_backtracking else max(GCN_T0[block], s.t[block] / 2.0)
 
     def _decay(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return weight_decay(w, self.options.mu, self.options.decay)

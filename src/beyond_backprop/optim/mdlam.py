@@ -47,17 +47,19 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .solver import Problem, Split
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .construction import check_widths, with_overrides
+from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
-Block = Callable[[torch.Tensor], torch.Tensor]
+TensorMap = Callable[[torch.Tensor], torch.Tensor]  # a block update, or a block's local objective
 
 
 def nesterov_weight(s: float) -> tuple[float, float]:
     """``(w_k, s_{k+1})`` of the FISTA sequence from ``s_k``."""
-    s_next = (1.0 + math.sqrt(1.0 + 4.0 * s * s)) / 2.0
+    s_next = fista_momentum(s)
     return (s - 1.0) / s_next, s_next
 
 
@@ -116,7 +118,8 @@ def update_z_hidden(m: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tenso
 
 
 def update_z_last(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: float, steps: int) -> torch.Tensor:
-    """Eq (5): ``argmin_z R(z; y) + rho/2 ||z - m||^2`` by ``steps`` gradient steps of size ``1/(1/2 + rho)`` from ``z0``.
+    """Eq (5): ``argmin_z R(z; y) + rho/2 ||z - m||^2`` by ``steps`` gradient steps of size ``1/(1/2 + rho)``
+    from ``z0``.
 
     The summed cross-entropy has a row-wise Hessian bounded by 1/2, so each step does not increase the
     objective (descent lemma).
@@ -143,7 +146,7 @@ def update_z_last_fista(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, r
         value = float(cross_entropy_sum(z, y) + 0.5 * rho * (z - m).square().sum())
         if abs(value - previous) < tolerance:
             break
-        previous, lam_next = value, (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        previous, lam_next = value, fista_momentum(lam)
         gamma, lam = (1.0 - lam) / lam_next, lam_next
         zeta_prev = zeta
         zeta = (rho * m + (z - step * (torch.softmax(z, dim=1) - y)) / step) / (rho + 1.0 / step)
@@ -180,9 +183,13 @@ Z_LAST_SOLVERS = ("gradient", "fista")
 
 @dataclass(frozen=True)
 class MDLAMOptions:
-    """What an mDLAM run does beyond its hyperparameters; :data:`PAPER` and :data:`OFFICIAL` are the presets.
+    """Every setting of mDLAM; :data:`PAPER` and :data:`OFFICIAL` are the presets (they share the hyperparameters).
 
     Attributes:
+        rho: penalty weight (Table 3: Cora 1e-3, Citeseer 5e-3).
+        eps0: initial band half-width (100); halved after each iteration down to ``eps_min`` (1e-3).
+        mu: weight decay of the official code (0.05).
+        init_std: W and b start at N(0, init_std²) (0.1, as in the code).
         accelerate: Nesterov extrapolation with the monotone safeguard (Alg. 1); off, plain alternating
             minimisation (the paper's DLAM, and what the official code runs).
         linearize_decay: the W-step linearises the weight decay too (code) instead of the closed form.
@@ -193,6 +200,11 @@ class MDLAMOptions:
         z_steps: steps of the ``gradient`` solver.
     """
 
+    rho: float = 1e-3
+    eps0: float = 100.0
+    eps_min: float = 1e-3
+    mu: float = 0.05
+    init_std: float = 0.1
     accelerate: bool = True
     linearize_decay: bool = False
     update_all_biases: bool = True
@@ -201,6 +213,12 @@ class MDLAMOptions:
     z_steps: int = 50
 
     def __post_init__(self) -> None:
+        if self.rho <= 0 or self.init_std <= 0:
+            raise ValueError(f"invalid rho {self.rho!r} or init_std {self.init_std!r}; expected > 0")
+        if self.eps_min <= 0 or self.eps0 < self.eps_min:
+            raise ValueError(f"invalid eps0 {self.eps0!r} and eps_min {self.eps_min!r}; expected eps0 >= eps_min > 0")
+        if self.mu < 0:
+            raise ValueError(f"invalid mu {self.mu!r}; expected >= 0")
         if self.z_last_init not in Z_LAST_INITS:
             raise ValueError(f"invalid z_last_init {self.z_last_init!r}; expected one of {', '.join(Z_LAST_INITS)}")
         if self.z_last_solver not in Z_LAST_SOLVERS:
@@ -239,39 +257,24 @@ class MDLAMState:
 
 
 class MDLAM:
-    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` with ReLU hidden layers, full batch (a :class:`Solver`).
-
-    Args:
-        widths: layer sizes, e.g. ``[d, 100, 100, C]``.
-        rho: penalty weight (Table 3: Cora 1e-3, Citeseer 5e-3).
-        eps0: initial band half-width (100); halved after each iteration down to ``eps_min`` (1e-3).
-        mu: weight decay of the official code (0.05).
-        options: :data:`PAPER` (default) or :data:`OFFICIAL`, or any :class:`MDLAMOptions`.
+    """mDLAM for an MLP ``widths[0] → … → widths[-1]`` (e.g. ``[d, 100, 100, C]``) with ReLU hidden layers, full
+    batch (a :class:`Solver`): ``MDLAM(widths)`` runs :data:`PAPER`, ``MDLAM(widths, options=OFFICIAL, rho=5e-3)``
+    the published code at Citeseer's ρ; keyword overrides replace single fields of :class:`MDLAMOptions`.
     """
 
-    def __init__(self, widths: list[int], *, rho: float = 1e-3, eps0: float = 100.0, eps_min: float = 1e-3,
-                 mu: float = 0.05, options: MDLAMOptions = PAPER) -> None:
+    def __init__(self, widths: list[int], *, options: MDLAMOptions = PAPER, **overrides) -> None:
         if len(widths) < 3 or any(int(w) < 1 for w in widths):
             raise ValueError(f"invalid widths {widths!r}; expected at least three positive sizes")
-        if rho <= 0:
-            raise ValueError(f"invalid rho {rho!r}; expected > 0")
-        if eps_min <= 0 or eps0 < eps_min:
-            raise ValueError(f"invalid eps0 {eps0!r} and eps_min {eps_min!r}; expected eps0 >= eps_min > 0")
-        if mu < 0:
-            raise ValueError(f"invalid mu {mu!r}; expected >= 0")
-        self.widths, self.rho, self.eps0, self.eps_min, self.mu = list(widths), rho, eps0, eps_min, mu
-        self.options = options
+        self.widths, self.options = list(widths), with_overrides(options, overrides)
 
     def init(self, problem: Problem, generator: torch.Generator) -> MDLAMState:
-        """W, b ~ N(0, 0.1^2) drawn from ``generator`` (weights, then biases); z, a from a forward pass;
+        """W, b ~ N(0, init_std²) drawn from ``generator`` (weights, then biases); z, a from a forward pass;
         ``z_L = 2y - 1`` with ``z_last_init="labels"``."""
-        x, y = problem.x, problem.onehot
-        if x.shape[1] != self.widths[0] or y.shape[1] != self.widths[-1]:
-            raise ValueError(f"invalid problem: {x.shape[1]} features and {y.shape[1]} classes; "
-                             f"expected widths {self.widths}")
+        check_widths(self.widths, problem)
+        x, y, std = problem.x, problem.onehot, self.options.init_std
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
-        weights = tuple(0.1 * torch.randn(o, i, generator=generator).to(x.device) for i, o in pairs)
-        biases = tuple(0.1 * torch.randn(o, generator=generator).to(x.device) for _, o in pairs)
+        weights = tuple(draw_normal((o, i), std, generator, x) for i, o in pairs)
+        biases = tuple(draw_normal((o,), std, generator, x) for _, o in pairs)
         z, a = [], []
         for w, b in zip(weights, biases):
             z.append((a[-1] if a else x) @ w.T + b)
@@ -279,38 +282,39 @@ class MDLAM:
         if self.options.z_last_init == "labels":
             z[-1] = 2 * y - 1
         a = tuple(a[:-1])
-        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.eps0)
+        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.options.eps0)
 
     def objective(self, state: MDLAMState, problem: Problem) -> torch.Tensor:
         """``F`` (without the band indicator) as a 0-d tensor."""
         terms = [cross_entropy_sum(state.z[-1], problem.onehot)]
         for l, (w, b) in enumerate(zip(state.weights, state.biases)):
             a_prev = problem.x if l == 0 else state.a[l - 1]
-            terms.append(penalty(state.z[l], a_prev, w, b, self.rho) + 0.5 * self.mu * w.square().sum())
+            decay = 0.5 * self.options.mu * w.square().sum()
+            terms.append(penalty(state.z[l], a_prev, w, b, self.options.rho) + decay)
         return torch.stack(terms).sum()
 
     @staticmethod
-    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: Block, local: Block,
-                     check: bool) -> tuple[torch.Tensor, int]:
-        """``step(X̄)``; when ``check`` and its local objective is not below that at ``X^k``, ``step(X^k)``."""
+    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: TensorMap, local: TensorMap,
+                     safeguard: bool) -> tuple[torch.Tensor, int]:
+        """``step(X̄)``; when ``safeguard`` and its local objective is not below that at ``X^k``, ``step(X^k)``."""
         candidate = step(bar)
-        if not check or local(candidate) < local(current):
+        if not safeguard or local(candidate) < local(current):
             return candidate, 0
         return step(current), 1
 
     def _z_last(self, start: torch.Tensor, m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.options.z_last_solver == "fista":
-            return update_z_last_fista(start, m, y, rho=self.rho)
-        return update_z_last(start, m, y, rho=self.rho, steps=self.options.z_steps)
+            return update_z_last_fista(start, m, y, rho=self.options.rho)
+        return update_z_last(start, m, y, rho=self.options.rho, steps=self.options.z_steps)
 
     def step(self, state: MDLAMState, problem: Problem) -> MDLAMState:
         """One forward sweep ``W_l → b_l → z_l → a_l`` for l = 1..L with the band halved after the previous step."""
         x, y, options = problem.x, problem.onehot, self.options
         omega, s_next = nesterov_weight(state.s) if options.accelerate else (0.0, state.s)
         omega = max(omega, 0.0)  # w_0 = -1 multiplies X^0 - X^{-1} = 0
-        check = omega > 0  # the safeguard only matters when the point was extrapolated
-        rho, mu = self.rho, self.mu
-        eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.eps_min)
+        safeguard = omega > 0  # the safeguard only matters when the point was extrapolated
+        rho, mu = options.rho, options.mu
+        eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.options.eps_min)
         weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
         last, fallbacks = len(weights) - 1, 0
         for l in range(last + 1):
@@ -324,7 +328,7 @@ class MDLAM:
                 return penalty(z[l], a_prev, w, biases[l], rho) + 0.5 * mu * w.square().sum()
 
             w_bar = weights[l] + omega * (weights[l] - state.previous_weights[l])
-            weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, check)
+            weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, safeguard)
             fallbacks += used
             if options.update_all_biases or l != 1:
                 biases[l] = update_b(z[l], a_prev, weights[l])
@@ -339,7 +343,7 @@ class MDLAM:
                 def a_local(value, l=l):
                     return penalty(z[l + 1], value, weights[l + 1], biases[l + 1], rho)
 
-                a[l], used = self._safeguarded(a_bar, a[l], a_step, a_local, check)
+                a[l], used = self._safeguarded(a_bar, a[l], a_step, a_local, safeguard)
                 fallbacks += used
             else:
                 z_bar = z[l] + omega * (z[l] - state.previous_z_last)
@@ -348,7 +352,7 @@ class MDLAM:
                     return cross_entropy_sum(value, y) + 0.5 * rho * (value - m).square().sum()
 
                 z[l], used = self._safeguarded(z_bar, z[l], lambda start, m=m: self._z_last(start, m, y), z_local,
-                                               check)
+                                               safeguard)
                 fallbacks += used
         return replace(
             state, weights=tuple(weights), biases=tuple(biases), z=tuple(z), a=tuple(a),

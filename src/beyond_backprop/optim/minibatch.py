@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .solver import Problem, Solver, Split
+from ..problem import Problem, Split
+from .solver import Solver
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def weight_gradient(a_prev: torch.Tensor, residual: torch.Tensor, weight: float)
 
 def activation_gradient(a: torch.Tensor, w_next: torch.Tensor, residual_next: torch.Tensor, weight_next: float,
                         h: torch.Tensor, weight: float) -> torch.Tensor:
-    """``grad phi_a = weight (a - h) - weight_next residual_next W_next``, ``residual_next = target_next - a W_next^T``."""
+    """``grad phi_a = weight (a - h) - weight_next residual_next W_next``, with
+    ``residual_next = target_next - a W_next^T``."""
     return torch.sub(a, h).addmm_(residual_next, w_next, beta=weight, alpha=-weight_next)
 
 

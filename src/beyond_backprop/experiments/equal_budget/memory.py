@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from ...optim.solver import Problem, Solver
+from ...optim.solver import Solver
+from ...problem import Problem
 from ...runtime import PeakMemory
 
 
@@ -42,9 +43,13 @@ def step_cost(solver: Solver, state: Any, problem: Problem) -> tuple[Any, dict[s
     memory above what was allocated before it (A3's ``peak_bytes``), and ``state_bytes``, the tensors the
     method keeps between steps. Not part of any history.
 
-    A peak of 0 bytes is the CPU profiler missing the step's allocations, not a measurement: it is NaN.
+    A solver that offers ``step_in_place`` (paper A's :class:`~beyond_backprop.optim.stochastic.MinibatchMLP`,
+    as A3 measures it) is measured with it; any other step is pure, and its peak includes the copy of the
+    state it makes. A peak of 0 bytes is the CPU profiler missing the step's allocations, not a
+    measurement: it is NaN.
     """
+    step = getattr(solver, "step_in_place", solver.step)
     with PeakMemory(problem.device) as meter:
-        state = solver.step(state, problem)
+        state = step(state, problem)
     peak = float(meter.bytes) if meter.bytes > 0 else float("nan")
     return state, {"peak_bytes": peak, "state_bytes": float(tensor_bytes(state))}

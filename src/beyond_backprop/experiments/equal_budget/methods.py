@@ -13,8 +13,9 @@ from ...optim.dladmm_gcn import DLADMMGCN
 from ...optim.gradient import TorchOptimizer
 from ...optim.mdlam import MDLAM
 from ...optim.minibatch import Minibatch
-from ...optim.solver import Problem, Solver
+from ...optim.solver import Solver
 from ...optim.stochastic import BATCH, MinibatchMLP
+from ...problem import Problem
 from .. import paper_c, paper_d
 from .tasks import Task
 
@@ -121,7 +122,7 @@ def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = G
         return DLADMMGCN(shape, rho=1e-3, mu=paper_d.GCN_MU[task.name], rho_every=50)
 
     return [
-        Method("dlADMM", ADMM, lambda task, _: DLADMM(mlp_widths(task, width, graph_width), PAPER)),
+        Method("dlADMM", ADMM, lambda task, _: DLADMM(mlp_widths(task, width, graph_width), options=PAPER)),
         Method("Taylor's ADMM", ADMM, lambda task, _: TaylorADMM(mlp_widths(task, width, graph_width), rho=TAYLOR_RHO)),
         Method("mDLAM", ADMM, mdlam),
         Method("dlADMM-GCN", ADMM, gcn, on_graph=True),

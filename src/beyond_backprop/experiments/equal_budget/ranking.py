@@ -77,7 +77,9 @@ def leaderboard_markdown(table: pd.DataFrame, budgets: Mapping[str, float], seed
              "inf: not reached). A rank that changes between seeds is a tie. Unranked (–): a run that diverged, "
              f"took fewer than {MIN_STEPS} steps ({MIN_STEPS_ADMM} for ADMM-type methods) or spent more than "
              f"{OVERRUN:g}× the budget; and every row of a dataset where no such run reached the target. "
-             "Step peak n/a: the CPU profiler saw no allocation (not a measurement).")]
+             "Step peak: above the memory in use before the step; a pure step's includes the copy of the state it "
+             "makes (all but paper A's FW and forward-gradient methods, measured in place); n/a: the CPU profiler "
+             "saw no allocation (not a measurement).")]
     for dataset, part in table.groupby("dataset", sort=False):
         lines += ["", f"**{dataset}** (target test accuracy {part['target'].iloc[0]:.2f})", ""]
         if not any(row.flag == "" and not row.reached.startswith("0/") for row in part.itertuples()):

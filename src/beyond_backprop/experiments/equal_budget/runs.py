@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...optim.solver import Problem, Solver, run_history
+from ...optim.solver import Solver, run_history
+from ...problem import Problem
 from .memory import step_cost
 from .methods import ADMM, Method
 from .tasks import TARGETS, Task

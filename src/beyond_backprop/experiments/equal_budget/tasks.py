@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ... import data
-from ...optim.solver import Problem
+from ...problem import Problem
 from .. import paper_c, paper_d
 
 # The fixed test accuracy whose first crossing is timed, per dataset: above the plateau of the slow
