@@ -16,7 +16,7 @@ from .tasks import TARGETS
 
 FAMILY_COLOURS = dict(zip(FAMILIES, ("tab:blue", "tab:green", "tab:orange", "tab:purple")))
 LINESTYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D")
-FLAGGED_NOTE = "hollow: flagged run (diverged, too few steps or over budget), not ranked"
+FLAGGED_NOTE = "flagged, not ranked (diverged, too few steps, over budget)"
 
 
 def styles(methods: Sequence[Method]) -> dict[str, dict[str, str]]:
@@ -30,10 +30,15 @@ def styles(methods: Sequence[Method]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _legend(fig: plt.Figure, methods: Sequence[Method], shown: set[str]) -> None:
+def _legend(fig: plt.Figure, methods: Sequence[Method], shown: set[str], target: bool) -> None:
     style = styles(methods)
     handles = [Line2D([], [], label=m.name, **style[m.name]) for m in methods if m.name in shown]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7, title=FLAGGED_NOTE, title_fontsize=6)
+    handles += [Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="none",
+                       label=FLAGGED_NOTE.replace(" (", "\n(")),
+                Line2D([], [], color="black", linestyle="--", linewidth=0.8, label="budget")]
+    if target:
+        handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label="target"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
 
 
 def accuracy_vs_seconds(histories: pd.DataFrame, final: pd.DataFrame, methods: Sequence[Method],
@@ -52,10 +57,10 @@ def accuracy_vs_seconds(histories: pd.DataFrame, final: pd.DataFrame, methods: S
                     **style[method])
         ax.axhline(TARGETS[dataset], color="grey", linestyle=":", linewidth=1)
         ax.axvline(budgets[runs["task"].iloc[0]], color="black", linestyle="--", linewidth=0.8)
-        ax.set(xscale="log", title=f"task {runs['task'].iloc[0]}: {dataset} (dashed: budget)",
+        ax.set(xscale="log", title=f"{dataset} (task {runs['task'].iloc[0]})",
                xlabel="training seconds", ylabel="test accuracy")
         ax.minorticks_off()
-    _legend(fig, methods, set(histories["method"]))
+    _legend(fig, methods, set(histories["method"]), target=True)
     return fig
 
 
@@ -70,20 +75,21 @@ def memory_vs_seconds_to_target(board: pd.DataFrame, methods: Sequence[Method], 
         budget = budgets[kinds[dataset]]
         part = board[board["dataset"] == dataset]
         unmeasured = [row.method for row in part.itertuples() if not math.isfinite(row.peak_mib)]
-        for row in part.itertuples():
+        for n, row in enumerate(part.itertuples()):
             if row.method in unmeasured:
                 continue
             hit = math.isfinite(row.seconds_to_target)
             colour = style[row.method]["color"]
-            ax.scatter(row.seconds_to_target if hit else 1.4 * budget, row.peak_mib + row.state_mib,
+            missed = budget * (1.15 + 0.6 * n / len(part))  # spread right of the budget line, one x per method
+            ax.scatter(row.seconds_to_target if hit else missed, row.peak_mib + row.state_mib,
                        marker=style[row.method]["marker"], edgecolors=colour,
                        facecolors="none" if row.flag else colour)
         ax.axvline(budget, color="black", linestyle="--", linewidth=0.8)
         note = f"\nnot measured (left out): {', '.join(unmeasured)}" if unmeasured else ""
         ax.set(xscale="log", yscale="log", xlim=(0.01 * budget, 2 * budget),
-               title=f"{dataset}: target {TARGETS[dataset]:.2f} (right of dashed budget: not reached){note}",
-               xlabel="seconds to target (median over seeds)", ylabel="step peak + kept state (MiB)")
+               title=f"{dataset}: target {TARGETS[dataset]:.2f}\n(right of the budget: not reached){note}",
+               xlabel="seconds to target (median)", ylabel="step peak + kept state (MiB)")
         ax.title.set_fontsize(8)
         ax.minorticks_off()
-    _legend(fig, methods, set(board["method"]))
+    _legend(fig, methods, set(board["method"]), target=False)
     return fig
