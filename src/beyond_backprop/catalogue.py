@@ -207,7 +207,7 @@ CATALOGUE: tuple[Entry, ...] = (
         "X1_methods_at_equal_budget.ipynb",
         minutes={"smoke": 0.5, "quick": 3.0, "full": 15.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
-        profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 2000,
+        profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 1500,
                             "test_size": 1000, "width": 256, "graph_width": 100, "gcn_hidden": 128, "batch": 1024,
                             "practitioner_batch": 256, "image_seconds": 4.0, "graph_seconds": 5.0, "max_steps": 0,
                             "seeds": 3, "points": 4, "resolution": 40},
