@@ -30,8 +30,8 @@ FORWARD_SGD_RATES = (1e-4, 1e-3, 1e-2)
 PRACTITIONER_BATCH = 256
 ADAM_RATE = 1e-3
 MOMENTUM, MOMENTUM_RATES = 0.9, (1e-2, 1e-1)
-# averaged PFG-FW's step rule and directions per step (A2 chooses them): the theory schedule, one direction
-# until MinibatchMLP takes ``directions``
+# averaged PFG-FW's step rule and directions per step (A2 chooses them; the lead wires the choice): the theory
+# schedule, and one direction until MinibatchMLP takes ``directions`` (then 4)
 PFG_FW_SCHEDULE, PFG_FW_DIRECTIONS = "nonconvex", 1
 # mDLAM's paper has graphs only; on images its Cora value (the middle of Table 4's grid)
 MDLAM_IMAGE_RHO = 1e-3
@@ -80,13 +80,13 @@ def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BA
                 lr, reduction = paper_d.BASELINES[name], "sum" if name == "gd" else "mean"
             else:  # mDLAM Table 3, mean loss
                 lr, reduction = paper_c.LEARNING_RATES[name][task.name], "mean"
-            return TorchOptimizer(lambda p: models.mlp(shape), name, lr=lr, reduction=reduction)
+            return TorchOptimizer(lambda _: models.mlp(shape), name, lr=lr, reduction=reduction)
         return make
 
     def practitioner(name: str, rate: float | None = None, **hyper: float) -> Callable[[Task, Any], Solver]:
         def make(task: Task, lr: float | None) -> Solver:  # lr: the grid's value, None for a fixed rate
             shape = mlp_widths(task, width, graph_width)
-            inner = TorchOptimizer(lambda p: models.mlp(shape), name, lr=rate if lr is None else lr, **hyper)
+            inner = TorchOptimizer(lambda _: models.mlp(shape), name, lr=rate if lr is None else lr, **hyper)
             return Minibatch(inner, practitioner_batch)
         return make
 
