@@ -204,7 +204,7 @@ CATALOGUE: tuple[Entry, ...] = (
     ),
     Entry(
         "X1", "Every method at an equal wall-clock budget (the project's cross-paper comparison)",
-        "X1_methods_at_equal_budget.ipynb",
+        "X1_equal_budget.ipynb",
         minutes={"smoke": 0.5, "quick": 3.0, "full": 15.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
         profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 1500,
