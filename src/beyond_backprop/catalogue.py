@@ -205,14 +205,14 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "X1", "Every method at an equal wall-clock budget (the project's cross-paper comparison)",
         "X1_equal_budget.ipynb",
-        minutes={"smoke": 0.5, "quick": 3.0, "full": 15.0}, wants_gpu=True,
+        minutes={"smoke": 1.3, "quick": 7.0, "full": 45.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
         profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 1500,
                             "test_size": 1000, "width": 256, "graph_width": 100, "gcn_hidden": 128, "batch": 1024,
                             "practitioner_batch": 256, "image_seconds": 4.0, "graph_seconds": 5.0, "max_steps": 0,
                             "seeds": 3, "points": 4, "resolution": 40},
                   "full": {"train_size": 0, "test_size": 0, "width": 1000, "graph_width": 100, "gcn_hidden": 128,
-                           "batch": 1024, "practitioner_batch": 256, "image_seconds": 60.0, "graph_seconds": 10.0,
+                           "batch": 1024, "practitioner_batch": 256, "image_seconds": 15.0, "graph_seconds": 8.0,
                            "max_steps": 0, "seeds": 5, "points": 8, "resolution": 100}},
     ),
 )

@@ -110,9 +110,10 @@ def unequal(final: pd.DataFrame, methods: Sequence[str]) -> str:
 
 
 def x1_claims(comparison: Comparison, final: pd.DataFrame, skipped: Mapping[str, str], *,
-              batch: int) -> dict[str, Measurement]:
-    """X1's measurements, each with its dataset, budget and seed count; a dataset or method not run, a
-    step-capped run, or a needed run not at equal time makes a claim not testable, with why."""
+              batch: int, width: int) -> dict[str, Measurement]:
+    """X1's measurements, each with its dataset and budget and seed count (a memory claim: the batch and
+    the task M width it was measured at); a dataset or method not run, a step-capped run, or a needed
+    run not at equal time makes a claim not testable, with why."""
     out = {}
     for declared in declared_for("X1"):
         spec = CLAIM_MEASURES[declared.id]
@@ -120,7 +121,7 @@ def x1_claims(comparison: Comparison, final: pd.DataFrame, skipped: Mapping[str,
         part = final[final["dataset"] == dataset]
         evidence = Evidence(part, comparison.costs[comparison.costs["dataset"] == dataset] if len(comparison.costs)
                             else comparison.costs, comparison.budget(dataset))
-        at: dict[str, Any] = {"dataset": dataset, "batch": batch}
+        at: dict[str, Any] = {"dataset": dataset, "batch": batch, "width": width}
         if spec.at_equal_time:
             at = {"dataset": dataset, "seconds": evidence.budget, "seeds": int(part["seed"].nunique())}
             if spec.any_of:
