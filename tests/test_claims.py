@@ -6,7 +6,8 @@ import pytest
 
 from beyond_backprop import claims, report, results
 from beyond_backprop.claims import CITED, DEMONSTRATION, DERIVED, Declaration
-from beyond_backprop.results import AtLeast, ClaimLedger, NotTestable
+from beyond_backprop.claims import ClaimLedger
+from beyond_backprop.results import AtLeast, NotTestable
 
 
 def declared(**kwargs):

@@ -41,7 +41,7 @@ def comparison(peaks: dict[str, float] | None = None, capped: int | None = None,
 
 def verdicts(final: pd.DataFrame, c: eb.Comparison | None = None, batch: int = 1024,
              skipped: dict | None = None) -> dict[str, str]:
-    ledger = results.ClaimLedger("X1", profile="quick", device="cpu")
+    ledger = claims.ClaimLedger("X1", profile="quick", device="cpu")
     ledger.record(eb.x1_claims(c or comparison(), final, skipped or {}, batch=batch))
     return {claim.id: claim.verdict for claim in ledger.claims}
 
@@ -97,7 +97,7 @@ def test_missing_dataset_method_or_capped_steps_are_not_testable():
     assert capped["X1.1"] == NOT_TESTABLE and capped["X1.5"] == NOT_TESTABLE
     without = final[final["method"] != "mDLAM"]
     c = comparison(not_run={("cora", "mDLAM"): "mDLAM is not merged"})
-    ledger = results.ClaimLedger("X1", profile="quick", device="cpu")
+    ledger = claims.ClaimLedger("X1", profile="quick", device="cpu")
     ledger.record(eb.x1_claims(c, without, {}, batch=1024))
     x12 = next(claim for claim in ledger.claims if claim.id == "X1.2")
     assert x12.verdict == NOT_TESTABLE and "mDLAM is not merged" in x12.reason

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from beyond_backprop import catalogue, pipeline, report
+from beyond_backprop import catalogue, cli, pipeline, report
 from beyond_backprop.catalogue import Entry
 from beyond_backprop.data import DataMissing
 
@@ -19,9 +19,9 @@ output_dir: str = ""
 scale: float = 1.0  # a parameter of this notebook
 '''
 
-CLAIMS = '''from beyond_backprop import results, runtime
+CLAIMS = '''from beyond_backprop import claims, results, runtime
 out = runtime.prepare_output_dir("Z1", output_dir)
-ledger = results.ClaimLedger("Z1", profile=profile, device=device)
+ledger = claims.ClaimLedger("Z1", profile=profile, device=device)
 ledger.add(results.Claim("Z1.1", paper="A", statement="scale is at least one", paper_value="1",
                          measured=scale, rule=results.AtLeast(1.0)))
 ledger.save(out)
@@ -61,16 +61,16 @@ def fixture_catalogue(tmp_path, monkeypatch):
         Entry("Z7", "graphs", "Z7_graphs.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
               any_datasets=("cora", "citeseer", "pubmed")),
     )
-    for module in (pipeline, report, catalogue):
+    for module in (pipeline, report, catalogue, cli):
         monkeypatch.setattr(module, "CATALOGUE", entries)
     monkeypatch.setattr(pipeline, "NOTEBOOKS", notebooks)
-    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
     monkeypatch.setenv("BEYOND_BACKPROP_DATA", str(tmp_path / "nodata"))
     return tmp_path
 
 
 def run(capsys, *argv):
-    code = pipeline.main(list(argv))
+    code = cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -82,7 +82,7 @@ def run(capsys, *argv):
     (["Z1", "--all"], "not both"),
     (["Z1", "--profile", "huge"], "invalid choice"),
     (["Z1", "--data-dir", "/nonexistent/folder"], "does not exist"),
-    (["Z1", "-p", "scale=abc"], "expects float"),
+    (["Z1", "-p", "scale=abc"], "expects float, got 'abc'"),
     (["Z1", "-p", "speed=2"], "no parameter 'speed'"),
     (["Z1", "-p", "scale"], "expected NAME=VALUE"),
     (["Z1", "--jobs", "0"], "invalid --jobs"),
@@ -109,7 +109,7 @@ def test_parameters_are_merged_and_checked(fixture_catalogue, capsys, monkeypatc
     assert code == 0
     params = seen[0].parameters
     assert params["scale"] == 2.0 and params["profile"] == "quick" and params["seed"] == 3
-    assert params["output_dir"].endswith("Z1")
+    assert seen[0].output.name == "Z1" and "output_dir" not in params and "data_dir" not in params
     code, _, _ = run(capsys, "z1_ok", "--output", str(tmp_path / "out"), "-p", "scale=3", "--profile", "smoke")
     assert seen[1].parameters["scale"] == 3.0 and seen[1].parameters["profile"] == "smoke"
 
@@ -122,7 +122,7 @@ def test_run_ok_and_broken_notebooks_end_to_end(fixture_catalogue, capsys):
     claims = json.loads((output / "Z1" / "claims.json").read_text())
     assert claims["claims"][0]["verdict"] == "reproduced"
     assert not (output / "Z2" / "claims.json").exists()
-    assert (output / "Z2" / "Z2_broken.ipynb").exists(), "the executed copy of a failed notebook is kept"
+    assert (output / "Z2" / "Z2.ipynb").exists(), "the executed copy of a failed notebook is kept"
     assert "shape mismatch" in (output / "logs" / "Z2.log").read_text()
     text = (output / "REPORT.md").read_text()
     assert "INCOMPLETE" in text and "| Z2 | broken | failed |" in text
@@ -160,7 +160,7 @@ def test_real_catalogue_entries_match_their_notebooks():
         if not pipeline.is_ready(entry):
             continue
         for profile in ("quick", "full"):
-            common = {"profile": profile, "device": "cpu", "seed": 0, "data_dir": "", "output_dir": ""}
+            common = {"profile": profile, "device": "cpu", "seed": 0}
             pipeline.build_parameters(entry, profile, common, {})
 
 
@@ -186,8 +186,8 @@ def test_relative_paths_are_read_from_the_folder_where_the_command_was_typed(fix
     assert code == 0
     mydata = str(fixture_catalogue / "elsewhere" / "mydata")
     assert os.environ["BEYOND_BACKPROP_DATA"] == mydata, "kernels inherit the absolute data root"
-    assert seen[0].parameters["data_dir"] == mydata
-    assert seen[0].parameters["output_dir"] == str(typed_in / "out" / "Z1")
+    assert seen[0].data_dir == mydata
+    assert seen[0].output == typed_in / "out" / "Z1"
     assert (typed_in / "out" / "REPORT.md").is_file()
 
 
@@ -249,14 +249,24 @@ def fake_resolve(present: set[str]):
     def resolve(name, data_dir=None, download=False):
         if name not in present:
             raise DataMissing(f"dataset {name!r} ({name}) not found. Looked in $BEYOND_BACKPROP_DATA: /x/{name}")
-        return name
+        return FakeResolved(name)
     return resolve
 
 
+class FakeResolved:
+    """A found dataset whose single file sums to its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def checksums(self) -> dict[str, str]:
+        return {f"{self.name}/file": self.name}
+
+
 THREADS = '''import torch
-from beyond_backprop import results, runtime
+from beyond_backprop import claims, results, runtime
 out = runtime.prepare_output_dir("Z8", output_dir)
-ledger = results.ClaimLedger("Z8", profile=profile, device=device)
+ledger = claims.ClaimLedger("Z8", profile=profile, device=device)
 ledger.add(results.Claim("Z8.1", paper="A", statement="torch threads in this kernel", paper_value="1",
                          measured=torch.get_num_threads(), rule=results.AtMost(1)))
 ledger.save(out)
@@ -269,7 +279,7 @@ def test_kernels_of_parallel_workers_see_one_torch_thread_unless_the_user_chose(
     make_notebook(fixture_catalogue / "notebooks" / "Z8_threads.ipynb", THREADS)
     entries = tuple(Entry(i, "threads", "Z8_threads.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1})
                     for i in ("Z8", "Z9"))
-    for module in (pipeline, report, catalogue):
+    for module in (pipeline, report, catalogue, cli):
         monkeypatch.setattr(module, "CATALOGUE", entries)
     for name in pipeline.THREAD_ENVS:
         monkeypatch.delenv(name, raising=False)
