@@ -2,12 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from beyond_backprop import catalogue, cli, pipeline, report
+from beyond_backprop import catalogue, cli, output_lock, pipeline, report
 from beyond_backprop.catalogue import Entry
 from beyond_backprop.data import DataMissing
 
@@ -104,7 +106,8 @@ def test_cuda_without_a_gpu(fixture_catalogue, capsys, monkeypatch):
 
 def test_parameters_are_merged_and_checked(fixture_catalogue, capsys, monkeypatch, tmp_path):
     seen = []
-    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or pipeline.Outcome(job.entry.id, "complete", 0.0))
+    monkeypatch.setattr(pipeline, "execute",
+                        lambda job: seen.append(job) or pipeline.Outcome(job.entry.id, "complete", 0.0))
     code, _, _ = run(capsys, "Z1", "--output", str(tmp_path / "out"), "--seed", "3")
     assert code == 0
     params = seen[0].parameters
@@ -303,3 +306,64 @@ def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     pipeline.thread_environment(2)
     assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_a_corrupt_data_file_is_one_line_and_exit_2_before_any_notebook_starts(fixture_catalogue, capsys, monkeypatch):
+    source = SHARED_DATA / "planetoid"
+    if not (source / "ind.cora.x").is_file():
+        pytest.skip("needs ../shared/data/planetoid")
+    copy = fixture_catalogue / "data" / "planetoid"
+    copy.mkdir(parents=True)
+    for path in source.glob("ind.cora.*"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    corrupt = bytearray((copy / "ind.cora.x").read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0x01
+    (copy / "ind.cora.x").write_bytes(bytes(corrupt))
+    monkeypatch.setenv("BEYOND_BACKPROP_DATA", str(fixture_catalogue / "data"))
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    code, out, err = run(capsys, "Z7", "--output", str(fixture_catalogue / "out"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
+    assert err.startswith("error: Z7 needs cora, but planetoid/ind.cora.x has sha256 ")
+    assert "replace the file with a good copy" in err
+
+
+def test_a_second_run_into_a_held_output_folder_is_one_line_and_exit_2(fixture_catalogue, capsys, monkeypatch):
+    output = fixture_catalogue / "out"
+    output.mkdir()
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    with output_lock.output_lock(output):
+        code, out, err = run(capsys, "Z1", "--output", str(output))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"in use by another reproduce.py run (pid {os.getpid()})" in err
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(fixture_catalogue, capsys, monkeypatch):
+    output = fixture_catalogue / "out"
+    output.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (output / output_lock.LOCK_NAME).write_text(dead.stdout)
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    assert run(capsys, "Z1", "--output", str(output))[0] == 0
+    with output_lock.output_lock(output):  # released at the end of the run
+        pass
+
+
+def test_the_lock_holds_across_processes(tmp_path):
+    """flock conflicts between processes, and dies with its holder."""
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\nfrom beyond_backprop.output_lock import output_lock\n"
+                               f"with output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(output_lock.OutputLocked, match=f"pid {holder.pid}"):
+            with output_lock.output_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_lock.output_lock(tmp_path):  # the dead holder's lock is taken over
+        pass

@@ -69,7 +69,8 @@ def _mismatch(expected: dict[str, str], found: dict[str, str], where: str) -> st
     """One line naming both versions of the first package that differs, or ``""``."""
     for name, version in expected.items():
         if found.get(name) != version:
-            return f"{where} runs {name} {found.get(name)} but the client runs {name} {version}; install the same on both"
+            return (f"{where} runs {name} {found.get(name)} but the client runs {name} {version}; "
+                    "install the same on both")
     return ""
 
 
