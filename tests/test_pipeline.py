@@ -367,3 +367,98 @@ def test_the_lock_holds_across_processes(tmp_path):
         holder.wait()
     with output_lock.output_lock(tmp_path):  # the dead holder's lock is taken over
         pass
+
+
+def fingerprinted_execute(calls: list[str]):
+    """A fast stand-in for papermill that leaves what a real run leaves: manifest (status, fingerprint), claims."""
+    def execute(job):
+        calls.append(job.entry.id)
+        pipeline.clear_folder(job.output)
+        status = "failed" if job.entry.id == "Z2" else "complete"
+        (job.output / "manifest.json").write_text(json.dumps(
+            {"status": status, "minutes": 0.0, "git_revision": "abc1234", "fingerprint": job.fingerprint}))
+        if status == "complete":
+            (job.output / "claims.json").write_text(json.dumps({"claims": []}))
+        return pipeline.Outcome(job.entry.id, status, 0.0)
+    return execute
+
+
+def test_resume_skips_complete_notebooks_and_reruns_the_rest(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "execute", fingerprinted_execute(calls))
+    assert run(capsys, "Z1", "Z2", "Z6", "--output", output)[0] == 1
+    assert calls == ["Z1", "Z2", "Z6"]
+    calls.clear()
+    code, out, _ = run(capsys, "Z1", "Z2", "Z6", "--output", output, "--resume")
+    assert calls == ["Z2"], "complete ones are skipped, a failed one is rerun"
+    assert "skipped: Z1, Z6" in out and code == 1
+    assert "| Z1 | ok | complete |" in (fixture_catalogue / "out" / "REPORT.md").read_text(), "the report covers all"
+    calls.clear()
+    (fixture_catalogue / "out" / "Z6" / "claims.json").unlink()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume")
+    assert calls == ["Z6"], "a missing claims.json is rerun"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume", "-p", "scale=3")
+    assert calls == ["Z1", "Z6"], "a changed parameter reruns"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume", "-p", "scale=3", "--seed", "1")
+    assert calls == ["Z1", "Z6"], "a changed seed reruns"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--force", "-p", "scale=3", "--seed", "1")
+    assert calls == ["Z1", "Z6"], "--force reruns regardless"
+
+
+def test_resume_reruns_when_the_data_or_the_device_kind_changed(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "execute", fingerprinted_execute(calls))
+    monkeypatch.setattr(pipeline, "resolve", fake_resolve({"cora"}))
+    run(capsys, "Z7", "--output", output)
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7"]
+    monkeypatch.setattr(FakeResolved, "checksums", lambda self: {f"{self.name}/file": "changed"})
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7", "Z7"], "a changed data checksum reruns"
+    monkeypatch.setattr(cli, "_device_kind", lambda args: "cuda")
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7", "Z7", "Z7"], "another device kind reruns"
+
+
+def test_an_interrupted_resumable_run_loses_only_the_notebook_in_flight(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    complete = fingerprinted_execute(calls)
+
+    def interrupted_at_z6(job):
+        if job.entry.id == "Z6":
+            pipeline.clear_folder(job.output)  # as execute does before papermill starts
+            raise KeyboardInterrupt
+        return complete(job)
+
+    monkeypatch.setattr(pipeline, "execute", interrupted_at_z6)
+    assert run(capsys, "Z1", "Z6", "--output", output)[0] == 130
+    monkeypatch.setattr(pipeline, "execute", complete)
+    calls.clear()
+    assert run(capsys, "Z1", "Z6", "--output", output, "--resume")[0] == 0
+    assert calls == ["Z6"]
+
+
+def test_resume_skips_a_notebook_that_papermill_really_ran(fixture_catalogue, capsys, monkeypatch):
+    """The manifest a real run writes (JSON: tuples as lists, floats) compares equal to the next run's plan."""
+    output = fixture_catalogue / "out"
+    assert run(capsys, "Z1", "--output", str(output), "--profile", "smoke")[0] == 0
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail(f"{job.entry.id} is complete"))
+    code, out, _ = run(capsys, "Z1", "--output", str(output), "--profile", "smoke", "--resume")
+    assert code == 0 and "skipped: Z1" in out
+
+
+def test_the_report_lists_the_revisions_when_outputs_come_from_several(fixture_catalogue, tmp_path):
+    for notebook_id, revision in (("Z1", "aaa1111"), ("Z6", "bbb2222"), ("Z7", "aaa1111")):
+        (tmp_path / notebook_id).mkdir()
+        (tmp_path / notebook_id / "manifest.json").write_text(
+            json.dumps({"status": "complete", "git_revision": revision}))
+    text = report.render_report(tmp_path, "full")
+    assert "**Revisions: these outputs come from 2 git revisions: `aaa1111` (Z1, Z7); `bbb2222` (Z6).**" in text
+    (tmp_path / "Z6" / "manifest.json").write_text(json.dumps({"status": "complete", "git_revision": "aaa1111"}))
+    assert "Revisions" not in report.render_report(tmp_path, "full")

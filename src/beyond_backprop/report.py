@@ -87,6 +87,15 @@ def verdict_counts(states: dict[str, dict[str, Any]]) -> Counter:
     return counts
 
 
+def revisions_of(states: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The git revisions that produced the notebooks' outputs, each with the notebook ids it produced."""
+    found: dict[str, list[str]] = {}
+    for notebook_id, state in states.items():
+        if state["manifest"]:
+            found.setdefault(state["manifest"].get("git_revision", "unknown"), []).append(notebook_id)
+    return found
+
+
 def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> str:
     """The Markdown of ``REPORT.md`` for the notebooks found under ``output``.
 
@@ -109,6 +118,10 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
     if not_run:
         lines += [f"**PARTIAL: this report covers {len(states) - len(not_run)} of {len(states)} notebooks; "
                   f"not run in this profile: {', '.join(not_run)}.**", ""]
+    revisions = revisions_of(states)
+    if len(revisions) > 1:
+        lines += ["**Revisions: these outputs come from " + str(len(revisions)) + " git revisions: " +
+                  "; ".join(f"`{rev}` ({', '.join(ids)})" for rev, ids in revisions.items()) + ".**", ""]
     unmeasured = [c["id"] for s in states.values() for c in s["claims"] if c["verdict"] == NEVER_MEASURED]
     if unmeasured:
         lines += [f"**DEFECT: {len(unmeasured)} declared claim(s) were never measured ({', '.join(unmeasured)}).**",
