@@ -165,6 +165,9 @@ def test_real_catalogue_entries_match_their_notebooks():
         for profile in ("quick", "full"):
             common = {"profile": profile, "device": "cpu", "seed": 0}
             pipeline.build_parameters(entry, profile, common, {})
+        assert entry.loops, f"{entry.id} names no loop-length parameter for --shape-check"
+        pipeline.build_parameters(entry, "full", {"profile": "full", "device": "cpu", "seed": 0},
+                                  {k: str(v) for k, v in entry.loops.items()})  # every cap names a parameter
 
 
 def fake_execute(job: pipeline.Job) -> pipeline.Outcome:
@@ -462,3 +465,28 @@ def test_the_report_lists_the_revisions_when_outputs_come_from_several(fixture_c
     assert "**Revisions: these outputs come from 2 git revisions: `aaa1111` (Z1, Z7); `bbb2222` (Z6).**" in text
     (tmp_path / "Z6" / "manifest.json").write_text(json.dumps({"status": "complete", "git_revision": "aaa1111"}))
     assert "Revisions" not in report.render_report(tmp_path, "full")
+
+
+def test_shape_check_runs_the_full_profile_with_capped_loops_into_a_temporary_folder(
+        fixture_catalogue, capsys, monkeypatch):
+    capped = Entry("Z1", "ok", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
+                   profiles={"full": {"scale": 50.0}}, loops={"scale": 1.5})
+    entries = (capped, *[e for e in catalogue.CATALOGUE if e.id != "Z1"])
+    for module in (pipeline, report, catalogue, cli):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    seen = []
+    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or fake_execute(job))
+    code, out, _ = run(capsys, "Z1", "Z6", "--shape-check")
+    assert code == 0 and "shape check: 2 notebooks ran" in out
+    assert seen[0].parameters["scale"] == 1.5 and seen[0].parameters["profile"] == "full"
+    assert "reproduced" not in out, "a shape run's verdicts are not results"
+    assert not (fixture_catalogue / "outputs").exists(), "nothing is written under outputs/"
+    assert seen[0].output.parent.name.startswith("reproduce-shape-")
+
+
+def test_shape_check_fails_on_a_crash_and_refuses_an_output_folder(fixture_catalogue, capsys):
+    code, out, err = run(capsys, "Z1", "Z2", "--shape-check")
+    assert code == 1 and "shape check: 2 notebooks ran" in out and "1 failed" in out
+    assert "Z2 failed at cell" in err
+    code, _, err = run(capsys, "Z1", "--shape-check", "--output", str(fixture_catalogue / "outputs" / "full"))
+    assert code == 2 and "temporary folder" in err
