@@ -24,7 +24,7 @@ from .executed_notebook import strip_machine_paths
 from .output_lock import OutputLocked, output_lock
 from .pipeline import COMMON_PARAMETERS, KERNEL, Job, Outcome, UsageError, build_parameters, check_data, select
 from .report import notebook_state, update_readme, verdict_counts, write_report
-from .results import FAILED, VERDICTS
+from .results import DEMONSTRATED, FAILED, VERDICTS
 from .resume import fingerprint, is_complete
 from .runtime import DeviceUnavailable, project_root, resolve_device
 
@@ -45,7 +45,7 @@ def print_summary(outcomes: list[Outcome], output: Path, show_verdicts: bool = T
     print(f"\n{'id':<4} {'status':<9} {'minutes':>7}  {'verdicts' if show_verdicts else ''}")
     for o in outcomes:
         counts = verdict_counts({o.id: notebook_state(output, o.id)})
-        text = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v]) or "-"
+        text = ", ".join(f"{counts[v]} {v}" for v in (*VERDICTS, DEMONSTRATED) if counts[v]) or "-"
         print(f"{o.id:<4} {o.status:<9} {o.minutes:>7.2f}  {text if show_verdicts else ''}".rstrip())
     for o in outcomes:
         if o.message:
