@@ -126,6 +126,7 @@ def test_run_ok_and_broken_notebooks_end_to_end(fixture_catalogue, capsys):
     assert claims["claims"][0]["verdict"] == "reproduced"
     assert not (output / "Z2" / "claims.json").exists()
     assert (output / "Z2" / "Z2.ipynb").exists(), "the executed copy of a failed notebook is kept"
+    assert "shape mismatch" in (output / "Z2" / "Z2.ipynb").read_text(), "with its error"
     assert "shape mismatch" in (output / "logs" / "Z2.log").read_text()
     text = (output / "REPORT.md").read_text()
     assert "INCOMPLETE" in text and "| Z2 | broken | failed |" in text
