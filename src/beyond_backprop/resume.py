@@ -19,7 +19,7 @@ def _normal(value: Any) -> Any:
 
 
 def is_complete(folder: Path, wanted: dict[str, Any]) -> bool:
-    """Whether ``folder`` holds a complete run (manifest, claims, executed notebook) with fingerprint ``wanted``."""
+    """Whether ``folder`` holds a complete run (manifest saying so, ``claims.json``) with fingerprint ``wanted``."""
     manifest_path = folder / "manifest.json"
     if not (manifest_path.is_file() and (folder / "claims.json").is_file()):
         return False
