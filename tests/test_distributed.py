@@ -162,7 +162,7 @@ def local_run(tmp_path_factory):
 
 
 def _assert_same_layout(reference: Path, output: Path, ids: list[str]) -> None:
-    expected = [p for p in _tree(reference) if p.split("/")[0] in ids or p == "REPORT.md"]
+    expected = [p for p in _tree(reference) if p.split("/")[0] in ids or p in ("REPORT.md", ".reproduce.lock")]
     assert _tree(output) == expected
     report = (output / "REPORT.md").read_text()
     assert "INCOMPLETE" not in report
