@@ -4,7 +4,7 @@
 import os
 import sys
 
-from beyond_backprop.pipeline import main
+from beyond_backprop.cli import main
 
 if __name__ == "__main__":
     try:

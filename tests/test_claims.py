@@ -5,8 +5,8 @@ import json
 import pytest
 
 from beyond_backprop import claims, report, results
-from beyond_backprop.claims import CITED, DEMONSTRATION, DERIVED, Declaration
-from beyond_backprop.results import AtLeast, ClaimLedger, NotTestable
+from beyond_backprop.claims import CITED, DEMONSTRATION, DERIVED, ClaimLedger, Declaration
+from beyond_backprop.results import AtLeast, NotTestable
 
 
 def declared(**kwargs):
@@ -142,3 +142,23 @@ def test_a_report_of_every_notebook_is_not_partial(monkeypatch, tmp_path):
     for entry in report.CATALOGUE:
         _write_run(tmp_path, entry.id, "complete", [])
     assert "PARTIAL" not in report.render_report(tmp_path, "quick")
+
+
+def test_report_counts_sources_apart_and_demonstrations_apart_from_all_three(monkeypatch, tmp_path):
+    specs = [declared(), declared(id="C2.2", source=DERIVED), declared(id="C2.3", source=DEMONSTRATION),
+             declared(id="C2.4", source=DEMONSTRATION)]
+    monkeypatch.setattr(report, "declared_for", lambda nb: [s for s in specs if s.notebook == nb])
+    measured = [s.judge(0.75, {"epochs": 200}).to_dict() for s in specs]
+    _write_run(tmp_path, "C2", "complete", measured)
+    (tmp_path / "C2" / "C2.ipynb").write_text("{}")
+    text = report.render_report(tmp_path, "quick")
+    head = text.split("## Notebooks")[0]
+    assert "- the paper's own claims (1): 1 reproduced, 0 partly, 0 not reproduced, 0 not testable here" in head
+    assert "- the project's derived checks (1): 1 reproduced" in head
+    assert "- demonstrations (hold by construction; not evidence about the paper) (2): 2 demonstrated" in head
+    assert "cited" not in head.split("Verdicts")[1], "a source without claims is not listed (but the paper's is)"
+    assert "| [C2.ipynb](C2/C2.ipynb) |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.README_START}\n{report.README_END}\n")
+    report.update_readme(readme, tmp_path, "quick")
+    assert "(2): 2 demonstrated" in readme.read_text() and "C2/C2.ipynb" not in readme.read_text()

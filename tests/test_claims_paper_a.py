@@ -266,7 +266,7 @@ def test_cost_ratios_and_breakdown_known_answer():
 # the ledger ---------------------------------------------------------------------------------------
 
 def test_record_measures_or_marks_not_testable():
-    ledger = results.ClaimLedger("A2", profile="quick", device="cpu")
+    ledger = claims.ClaimLedger("A2", profile="quick", device="cpu")
     ledger.record({
         "A2.2": Measurement(1.0, {"iterations": 800, "dataset": "MNIST subset"}),
         "A2.4": Measurement(None, {"epochs": 12.8, "iterations": 800, "dataset": "MNIST subset"},

@@ -22,7 +22,7 @@ PLATEAU = np.full(STEPS, 3.0)
 
 def verdict(measurement: paper_d.Measurement, claim_id: str) -> str:
     """The verdict :func:`paper_d.record` files for ``measurement``."""
-    ledger = results.ClaimLedger(claim_id.split(".")[0], profile="quick", device="cpu")
+    ledger = claims.ClaimLedger(claim_id.split(".")[0], profile="quick", device="cpu")
     ledger.record({claim_id: measurement})
     return ledger.claims[0].verdict
 
@@ -114,7 +114,7 @@ def test_convergence_stacks_one_history_per_variant():
 
 
 def test_record_files_measurements_and_not_testable_reasons():
-    ledger = results.ClaimLedger("D4", profile="quick", device="cpu")
+    ledger = claims.ClaimLedger("D4", profile="quick", device="cpu")
     finals = {"cora": pd.Series({"dlADMM": 0.80, "adam": 0.81})}
     ledger.record(paper_d.d4_claims(finals, {"citeseer": "not available offline"}, hidden=128, epochs=500))
     got = {c.id: (c.verdict, c.measured) for c in ledger.claims}

@@ -54,7 +54,7 @@ def comparison(peaks: dict[str, float] | None = None, capped: int | None = None,
 
 def judged(final: pd.DataFrame, c: eb.Comparison | None = None, batch: int = 1024,
            skipped: dict | None = None) -> dict[str, results.Claim]:
-    ledger = results.ClaimLedger("X1", profile="quick", device="cpu")
+    ledger = claims.ClaimLedger("X1", profile="quick", device="cpu")
     ledger.record(eb.x1_claims(c or comparison(), final, skipped or {}, batch=batch, width=256))
     return {claim.id: claim for claim in ledger.claims}
 

@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 
 import beyond_backprop
-from beyond_backprop import pipeline
+from beyond_backprop import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("BEYOND_BACKPROP_DATA", str(ROOT.parent / "shared" / "data"))
@@ -162,7 +162,7 @@ def local_run(tmp_path_factory):
 
 
 def _assert_same_layout(reference: Path, output: Path, ids: list[str]) -> None:
-    expected = [p for p in _tree(reference) if p.split("/")[0] in ids or p == "REPORT.md"]
+    expected = [p for p in _tree(reference) if p.split("/")[0] in ids or p in ("REPORT.md", ".reproduce.lock")]
     assert _tree(output) == expected
     report = (output / "REPORT.md").read_text()
     assert "INCOMPLETE" not in report
@@ -213,7 +213,7 @@ def test_notebook_that_wants_a_gpu_goes_to_the_gpu_worker(cluster, tmp_path):
 
 def test_version_mismatch_is_one_line_and_exit_2(cluster, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(beyond_backprop, "__version__", "0.0.0+client")
-    code = pipeline.main(["B4", "--profile", "smoke", "--scheduler", cluster.address, "--output", str(tmp_path)])
+    code = cli.main(["B4", "--profile", "smoke", "--scheduler", cluster.address, "--output", str(tmp_path)])
     error = capsys.readouterr().err.strip()
     assert code == 2
     assert len(error.splitlines()) == 1
@@ -262,7 +262,7 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path, monkeypatch, cap
     monkeypatch.setattr(runner, "CONNECT_TIMEOUT_S", 2)
     address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
     start = time.monotonic()
-    code = pipeline.main(["B4", "--profile", "smoke", "--scheduler", address, "--output", str(tmp_path)])
+    code = cli.main(["B4", "--profile", "smoke", "--scheduler", address, "--output", str(tmp_path)])
     error = capsys.readouterr().err.strip()
     assert code == 2 and time.monotonic() - start < 20
     assert len(error.splitlines()) == 1 and error.startswith(f"error: cannot reach scheduler at {address}: ")
@@ -275,7 +275,7 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path, monkeypatch, cap
 ])
 def test_missing_extra_or_bad_address_is_one_line_and_exit_2(address, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
-    code = pipeline.main(["B4", "--profile", "smoke", "--scheduler", address, "--output", str(tmp_path)])
+    code = cli.main(["B4", "--profile", "smoke", "--scheduler", address, "--output", str(tmp_path)])
     error = capsys.readouterr().err.strip()
     assert code == 2
     assert len(error.splitlines()) == 1 and expected in error

@@ -2,12 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from beyond_backprop import catalogue, pipeline, report
+from beyond_backprop import catalogue, cli, output_lock, pipeline, report
 from beyond_backprop.catalogue import Entry
 from beyond_backprop.data import DataMissing
 
@@ -19,9 +21,9 @@ output_dir: str = ""
 scale: float = 1.0  # a parameter of this notebook
 '''
 
-CLAIMS = '''from beyond_backprop import results, runtime
+CLAIMS = '''from beyond_backprop import claims, results, runtime
 out = runtime.prepare_output_dir("Z1", output_dir)
-ledger = results.ClaimLedger("Z1", profile=profile, device=device)
+ledger = claims.ClaimLedger("Z1", profile=profile, device=device)
 ledger.add(results.Claim("Z1.1", paper="A", statement="scale is at least one", paper_value="1",
                          measured=scale, rule=results.AtLeast(1.0)))
 ledger.save(out)
@@ -61,16 +63,16 @@ def fixture_catalogue(tmp_path, monkeypatch):
         Entry("Z7", "graphs", "Z7_graphs.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
               any_datasets=("cora", "citeseer", "pubmed")),
     )
-    for module in (pipeline, report, catalogue):
+    for module in (pipeline, report, catalogue, cli):
         monkeypatch.setattr(module, "CATALOGUE", entries)
     monkeypatch.setattr(pipeline, "NOTEBOOKS", notebooks)
-    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
     monkeypatch.setenv("BEYOND_BACKPROP_DATA", str(tmp_path / "nodata"))
     return tmp_path
 
 
 def run(capsys, *argv):
-    code = pipeline.main(list(argv))
+    code = cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -82,7 +84,7 @@ def run(capsys, *argv):
     (["Z1", "--all"], "not both"),
     (["Z1", "--profile", "huge"], "invalid choice"),
     (["Z1", "--data-dir", "/nonexistent/folder"], "does not exist"),
-    (["Z1", "-p", "scale=abc"], "expects float"),
+    (["Z1", "-p", "scale=abc"], "expects float, got 'abc'"),
     (["Z1", "-p", "speed=2"], "no parameter 'speed'"),
     (["Z1", "-p", "scale"], "expected NAME=VALUE"),
     (["Z1", "--jobs", "0"], "invalid --jobs"),
@@ -104,12 +106,13 @@ def test_cuda_without_a_gpu(fixture_catalogue, capsys, monkeypatch):
 
 def test_parameters_are_merged_and_checked(fixture_catalogue, capsys, monkeypatch, tmp_path):
     seen = []
-    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or pipeline.Outcome(job.entry.id, "complete", 0.0))
+    monkeypatch.setattr(pipeline, "execute",
+                        lambda job: seen.append(job) or pipeline.Outcome(job.entry.id, "complete", 0.0))
     code, _, _ = run(capsys, "Z1", "--output", str(tmp_path / "out"), "--seed", "3")
     assert code == 0
     params = seen[0].parameters
     assert params["scale"] == 2.0 and params["profile"] == "quick" and params["seed"] == 3
-    assert params["output_dir"].endswith("Z1")
+    assert seen[0].output.name == "Z1" and "output_dir" not in params and "data_dir" not in params
     code, _, _ = run(capsys, "z1_ok", "--output", str(tmp_path / "out"), "-p", "scale=3", "--profile", "smoke")
     assert seen[1].parameters["scale"] == 3.0 and seen[1].parameters["profile"] == "smoke"
 
@@ -122,7 +125,8 @@ def test_run_ok_and_broken_notebooks_end_to_end(fixture_catalogue, capsys):
     claims = json.loads((output / "Z1" / "claims.json").read_text())
     assert claims["claims"][0]["verdict"] == "reproduced"
     assert not (output / "Z2" / "claims.json").exists()
-    assert (output / "Z2" / "Z2_broken.ipynb").exists(), "the executed copy of a failed notebook is kept"
+    assert (output / "Z2" / "Z2.ipynb").exists(), "the executed copy of a failed notebook is kept"
+    assert "shape mismatch" in (output / "Z2" / "Z2.ipynb").read_text(), "with its error"
     assert "shape mismatch" in (output / "logs" / "Z2.log").read_text()
     text = (output / "REPORT.md").read_text()
     assert "INCOMPLETE" in text and "| Z2 | broken | failed |" in text
@@ -160,8 +164,11 @@ def test_real_catalogue_entries_match_their_notebooks():
         if not pipeline.is_ready(entry):
             continue
         for profile in ("quick", "full"):
-            common = {"profile": profile, "device": "cpu", "seed": 0, "data_dir": "", "output_dir": ""}
+            common = {"profile": profile, "device": "cpu", "seed": 0}
             pipeline.build_parameters(entry, profile, common, {})
+        assert entry.loops, f"{entry.id} names no loop-length parameter for --shape-check"
+        pipeline.build_parameters(entry, "full", {"profile": "full", "device": "cpu", "seed": 0},
+                                  {k: str(v) for k, v in entry.loops.items()})  # every cap names a parameter
 
 
 def fake_execute(job: pipeline.Job) -> pipeline.Outcome:
@@ -186,8 +193,8 @@ def test_relative_paths_are_read_from_the_folder_where_the_command_was_typed(fix
     assert code == 0
     mydata = str(fixture_catalogue / "elsewhere" / "mydata")
     assert os.environ["BEYOND_BACKPROP_DATA"] == mydata, "kernels inherit the absolute data root"
-    assert seen[0].parameters["data_dir"] == mydata
-    assert seen[0].parameters["output_dir"] == str(typed_in / "out" / "Z1")
+    assert seen[0].data_dir == mydata
+    assert seen[0].output == typed_in / "out" / "Z1"
     assert (typed_in / "out" / "REPORT.md").is_file()
 
 
@@ -249,14 +256,24 @@ def fake_resolve(present: set[str]):
     def resolve(name, data_dir=None, download=False):
         if name not in present:
             raise DataMissing(f"dataset {name!r} ({name}) not found. Looked in $BEYOND_BACKPROP_DATA: /x/{name}")
-        return name
+        return FakeResolved(name)
     return resolve
 
 
+class FakeResolved:
+    """A found dataset whose single file sums to its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def checksums(self) -> dict[str, str]:
+        return {f"{self.name}/file": self.name}
+
+
 THREADS = '''import torch
-from beyond_backprop import results, runtime
+from beyond_backprop import claims, results, runtime
 out = runtime.prepare_output_dir("Z8", output_dir)
-ledger = results.ClaimLedger("Z8", profile=profile, device=device)
+ledger = claims.ClaimLedger("Z8", profile=profile, device=device)
 ledger.add(results.Claim("Z8.1", paper="A", statement="torch threads in this kernel", paper_value="1",
                          measured=torch.get_num_threads(), rule=results.AtMost(1)))
 ledger.save(out)
@@ -269,7 +286,7 @@ def test_kernels_of_parallel_workers_see_one_torch_thread_unless_the_user_chose(
     make_notebook(fixture_catalogue / "notebooks" / "Z8_threads.ipynb", THREADS)
     entries = tuple(Entry(i, "threads", "Z8_threads.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1})
                     for i in ("Z8", "Z9"))
-    for module in (pipeline, report, catalogue):
+    for module in (pipeline, report, catalogue, cli):
         monkeypatch.setattr(module, "CATALOGUE", entries)
     for name in pipeline.THREAD_ENVS:
         monkeypatch.delenv(name, raising=False)
@@ -293,3 +310,184 @@ def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     pipeline.thread_environment(2)
     assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_a_corrupt_data_file_is_one_line_and_exit_2_before_any_notebook_starts(fixture_catalogue, capsys, monkeypatch):
+    source = SHARED_DATA / "planetoid"
+    if not (source / "ind.cora.x").is_file():
+        pytest.skip("needs ../shared/data/planetoid")
+    copy = fixture_catalogue / "data" / "planetoid"
+    copy.mkdir(parents=True)
+    for path in source.glob("ind.cora.*"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    corrupt = bytearray((copy / "ind.cora.x").read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0x01
+    (copy / "ind.cora.x").write_bytes(bytes(corrupt))
+    monkeypatch.setenv("BEYOND_BACKPROP_DATA", str(fixture_catalogue / "data"))
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    code, out, err = run(capsys, "Z7", "--output", str(fixture_catalogue / "out"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
+    assert err.startswith("error: Z7 needs cora, but planetoid/ind.cora.x has sha256 ")
+    assert "replace the file with a good copy" in err
+
+
+def test_a_second_run_into_a_held_output_folder_is_one_line_and_exit_2(fixture_catalogue, capsys, monkeypatch):
+    output = fixture_catalogue / "out"
+    output.mkdir()
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail("no notebook may start"))
+    with output_lock.output_lock(output):
+        code, out, err = run(capsys, "Z1", "--output", str(output))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"in use by another reproduce.py run (pid {os.getpid()})" in err
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(fixture_catalogue, capsys, monkeypatch):
+    output = fixture_catalogue / "out"
+    output.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (output / output_lock.LOCK_NAME).write_text(dead.stdout)
+    monkeypatch.setattr(pipeline, "execute", fake_execute)
+    assert run(capsys, "Z1", "--output", str(output))[0] == 0
+    with output_lock.output_lock(output):  # released at the end of the run
+        pass
+
+
+def test_the_lock_holds_across_processes(tmp_path):
+    """flock conflicts between processes, and dies with its holder."""
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\nfrom beyond_backprop.output_lock import output_lock\n"
+                               f"with output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(output_lock.OutputLocked, match=f"pid {holder.pid}"):
+            with output_lock.output_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_lock.output_lock(tmp_path):  # the dead holder's lock is taken over
+        pass
+
+
+def fingerprinted_execute(calls: list[str]):
+    """A fast stand-in for papermill that leaves what a real run leaves: manifest (status, fingerprint), claims."""
+    def execute(job):
+        calls.append(job.entry.id)
+        pipeline.clear_folder(job.output)
+        status = "failed" if job.entry.id == "Z2" else "complete"
+        (job.output / "manifest.json").write_text(json.dumps(
+            {"status": status, "minutes": 0.0, "git_revision": "abc1234", "fingerprint": job.fingerprint}))
+        if status == "complete":
+            (job.output / "claims.json").write_text(json.dumps({"claims": []}))
+        return pipeline.Outcome(job.entry.id, status, 0.0)
+    return execute
+
+
+def test_resume_skips_complete_notebooks_and_reruns_the_rest(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "execute", fingerprinted_execute(calls))
+    assert run(capsys, "Z1", "Z2", "Z6", "--output", output)[0] == 1
+    assert calls == ["Z1", "Z2", "Z6"]
+    calls.clear()
+    code, out, _ = run(capsys, "Z1", "Z2", "Z6", "--output", output, "--resume")
+    assert calls == ["Z2"], "complete ones are skipped, a failed one is rerun"
+    assert "skipped: Z1, Z6" in out and code == 1
+    assert "| Z1 | ok | complete |" in (fixture_catalogue / "out" / "REPORT.md").read_text(), "the report covers all"
+    calls.clear()
+    (fixture_catalogue / "out" / "Z6" / "claims.json").unlink()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume")
+    assert calls == ["Z6"], "a missing claims.json is rerun"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume", "-p", "scale=3")
+    assert calls == ["Z1", "Z6"], "a changed parameter reruns"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--resume", "-p", "scale=3", "--seed", "1")
+    assert calls == ["Z1", "Z6"], "a changed seed reruns"
+    calls.clear()
+    run(capsys, "Z1", "Z6", "--output", output, "--force", "-p", "scale=3", "--seed", "1")
+    assert calls == ["Z1", "Z6"], "--force reruns regardless"
+
+
+def test_resume_reruns_when_the_data_or_the_device_kind_changed(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "execute", fingerprinted_execute(calls))
+    monkeypatch.setattr(pipeline, "resolve", fake_resolve({"cora"}))
+    run(capsys, "Z7", "--output", output)
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7"]
+    monkeypatch.setattr(FakeResolved, "checksums", lambda self: {f"{self.name}/file": "changed"})
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7", "Z7"], "a changed data checksum reruns"
+    monkeypatch.setattr(cli, "_device_kind", lambda args: "cuda")
+    run(capsys, "Z7", "--output", output, "--resume")
+    assert calls == ["Z7", "Z7", "Z7"], "another device kind reruns"
+
+
+def test_an_interrupted_resumable_run_loses_only_the_notebook_in_flight(fixture_catalogue, capsys, monkeypatch):
+    output = str(fixture_catalogue / "out")
+    calls: list[str] = []
+    complete = fingerprinted_execute(calls)
+
+    def interrupted_at_z6(job):
+        if job.entry.id == "Z6":
+            pipeline.clear_folder(job.output)  # as execute does before papermill starts
+            raise KeyboardInterrupt
+        return complete(job)
+
+    monkeypatch.setattr(pipeline, "execute", interrupted_at_z6)
+    assert run(capsys, "Z1", "Z6", "--output", output)[0] == 130
+    monkeypatch.setattr(pipeline, "execute", complete)
+    calls.clear()
+    assert run(capsys, "Z1", "Z6", "--output", output, "--resume")[0] == 0
+    assert calls == ["Z6"]
+
+
+def test_resume_skips_a_notebook_that_papermill_really_ran(fixture_catalogue, capsys, monkeypatch):
+    """The manifest a real run writes (JSON: tuples as lists, floats) compares equal to the next run's plan."""
+    output = fixture_catalogue / "out"
+    assert run(capsys, "Z1", "--output", str(output), "--profile", "smoke")[0] == 0
+    monkeypatch.setattr(pipeline, "execute", lambda job: pytest.fail(f"{job.entry.id} is complete"))
+    code, out, _ = run(capsys, "Z1", "--output", str(output), "--profile", "smoke", "--resume")
+    assert code == 0 and "skipped: Z1" in out
+
+
+def test_the_report_lists_the_revisions_when_outputs_come_from_several(fixture_catalogue, tmp_path):
+    for notebook_id, revision in (("Z1", "aaa1111"), ("Z6", "bbb2222"), ("Z7", "aaa1111")):
+        (tmp_path / notebook_id).mkdir()
+        (tmp_path / notebook_id / "manifest.json").write_text(
+            json.dumps({"status": "complete", "git_revision": revision}))
+    text = report.render_report(tmp_path, "full")
+    assert "**Revisions: these outputs come from 2 git revisions: `aaa1111` (Z1, Z7); `bbb2222` (Z6).**" in text
+    (tmp_path / "Z6" / "manifest.json").write_text(json.dumps({"status": "complete", "git_revision": "aaa1111"}))
+    assert "Revisions" not in report.render_report(tmp_path, "full")
+
+
+def test_shape_check_runs_the_full_profile_with_capped_loops_into_a_temporary_folder(
+        fixture_catalogue, capsys, monkeypatch):
+    capped = Entry("Z1", "ok", "Z1_ok.ipynb", minutes={"smoke": 0.1, "quick": 0.1, "full": 0.1},
+                   profiles={"full": {"scale": 50.0}}, loops={"scale": 1.5})
+    entries = (capped, *[e for e in catalogue.CATALOGUE if e.id != "Z1"])
+    for module in (pipeline, report, catalogue, cli):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    seen = []
+    monkeypatch.setattr(pipeline, "execute", lambda job: seen.append(job) or fake_execute(job))
+    code, out, _ = run(capsys, "Z1", "Z6", "--shape-check")
+    assert code == 0 and "shape check: 2 notebooks ran" in out
+    assert seen[0].parameters["scale"] == 1.5 and seen[0].parameters["profile"] == "full"
+    assert "reproduced" not in out, "a shape run's verdicts are not results"
+    assert not (fixture_catalogue / "outputs").exists(), "nothing is written under outputs/"
+    assert seen[0].output.parent.name.startswith("reproduce-shape-")
+
+
+def test_shape_check_fails_on_a_crash_and_refuses_an_output_folder(fixture_catalogue, capsys):
+    code, out, err = run(capsys, "Z1", "Z2", "--shape-check")
+    assert code == 1 and "shape check: 2 notebooks ran" in out and "1 failed" in out
+    assert "Z2 failed at cell" in err
+    code, _, err = run(capsys, "Z1", "--shape-check", "--output", str(fixture_catalogue / "outputs" / "full"))
+    assert code == 2 and "temporary folder" in err

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from beyond_backprop import results
-from beyond_backprop.results import AtLeast, AtMost, Between, Claim, ClaimLedger, Near, NotTestable
+from beyond_backprop.claims import ClaimLedger
+from beyond_backprop.results import AtLeast, AtMost, Between, Claim, Near, NotTestable
 
 
 @pytest.mark.parametrize("rule, measured, verdict", [

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -88,10 +89,9 @@ def test_output_dir_default_and_manifest(tmp_path, monkeypatch):
     monkeypatch.setenv(runtime.OUTPUT_ENV, str(tmp_path))
     out = runtime.prepare_output_dir("Z9")
     assert out == tmp_path / "Z9" and out.is_dir()
-    path = runtime.write_manifest(out, device="cpu", seed=1, profile="smoke")
-    text = path.read_text()
+    manifest = runtime.environment_manifest(device="cpu", seed=1, profile="smoke")
     for key in ("torch", "device_name", "git_revision", "seed", "profile"):
-        assert f'"{key}"' in text
+        assert key in manifest
 
 
 def git(root, *args):
@@ -154,3 +154,15 @@ def test_environment_paths_become_absolute_once(tmp_path, monkeypatch):
     sources.make_environment_absolute(tmp_path / "checkout")
     assert os.environ[sources.DATA_ENV] == str(tmp_path / "shared" / "data")
     assert os.environ[runtime.OUTPUT_ENV] == "/already/absolute"
+
+
+def test_peak_memory_on_cpu_prints_no_profiler_lines():
+    """kineto writes ``USDT ... profiler_start/stop`` to fd 2 from C++; PeakMemory keeps it off the terminal."""
+    code = ("import torch\nfrom beyond_backprop.runtime import PeakMemory\n"
+            "with PeakMemory('cpu') as m:\n    torch.ones(64, 64) @ torch.ones(64, 64)\n"
+            "import sys\nprint('after', file=sys.stderr)\nprint(m.bytes)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 64 * 64 * 4
+    assert "profiler_st" not in done.stderr and "USDT" not in done.stderr
+    assert done.stderr.strip() == "after", "stderr works again after the block"

@@ -46,7 +46,8 @@ def test_the_cli_reads_relative_paths_from_where_it_was_typed(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = (folder / "results" / "REPORT.md").read_text()
     assert "INCOMPLETE" not in report
-    assert (folder / "results" / "D5" / "claims.json").is_file() and (folder / "results" / "C3" / "claims.json").is_file()
+    assert (folder / "results" / "D5" / "claims.json").is_file()
+    assert (folder / "results" / "C3" / "claims.json").is_file()
 
 
 def test_pytest_reads_relative_paths_from_where_it_was_typed(tmp_path):

@@ -50,7 +50,8 @@ def write_record(name: str, benchmark: str, rows: list[dict[str, Any]], device: 
 def performance_table(folder: Path | None = None) -> str:
     """A markdown table with one line per row of every ``*.json`` in ``folder``, sorted by file name."""
     folder = Path(folder) if folder is not None else default_folder()
-    lines = ["| benchmark | setting | measured s | timed beside | its s | ratio | paper | device | threads | revision |",
+    lines = ["| benchmark | setting | measured s | timed beside | its s | ratio | paper | device | threads "
+             "| revision |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())

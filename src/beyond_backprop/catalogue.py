@@ -30,7 +30,9 @@ class Entry:
     anything runs); optional ones (PubMed, full MNIST, ...) are reported by the
     notebook as not testable when missing. ``any_datasets``: the notebook runs on
     those of these it finds and needs at least one (narrowed to its ``datasets``
-    parameter when it has one; also checked before anything runs).
+    parameter when it has one; also checked before anything runs). ``loops``: the parameters that are
+    loop lengths (iterations, epochs, repeats, networks, seeds), each with the small value that the
+    shape check runs instead of the full one.
     """
 
     id: str
@@ -41,6 +43,7 @@ class Entry:
     datasets: tuple[str, ...] = ()
     any_datasets: tuple[str, ...] = ()
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loops: dict[str, Any] = field(default_factory=dict)
 
     @property
     def paper(self) -> str:
@@ -52,6 +55,11 @@ class Entry:
             raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
         return dict(self.profiles.get(profile, {}))
 
+    def shape_parameters(self) -> dict[str, Any]:
+        """The full profile with every loop length capped (``loops``): full-size data, widths and task
+        lists, a few iterations; what ``reproduce.py --shape-check`` runs."""
+        return {**self.parameters("full"), **self.loops}
+
 
 GRAPHS = ("cora", "citeseer", "pubmed", "coauthor-cs", "coauthor-physics")
 
@@ -59,6 +67,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A1", "Convex constrained least squares: PFG-FW floor vs averaged PFG-FW",
         "A1_convex_frank_wolfe.ipynb",
+        loops={"iterations": 300, "sweep_iterations": 200},
         minutes={"smoke": 0.5, "quick": 1.3, "full": 15.0},
         profiles={
             "quick": {"samples": 1000, "dimension": 200, "iterations": 2000, "sweep_dimensions": [50, 200, 1000],
@@ -70,6 +79,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A2", "Nonconvex MLP training under per-layer constraints",
         "A2_nonconvex_mlp_frank_wolfe.ipynb",
+        loops={"iterations": 20, "gap_every": 10},
         minutes={"smoke": 0.3, "quick": 0.7, "full": 20.0}, datasets=("fashion-mnist", "mnist-subset"),
         profiles={
             "quick": {"hidden": 64, "iterations": 800, "train_samples": 10000, "test_samples": 0,
@@ -81,6 +91,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "A3", "Memory and time: forward-gradient vs backprop training",
         "A3_memory_and_time.ipynb",
+        loops={"repeats": 1},
         minutes={"smoke": 0.3, "quick": 0.5, "full": 5.0}, wants_gpu=True,
         profiles={
             "quick": {"width": 512, "depths": [2, 4, 8, 16], "batches": [1, 64, 1024], "repeats": 3},
@@ -90,6 +101,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B1", "Cheap gradient principle: backward time over function time",
         "B1_cheap_gradient.ipynb",
+        loops={"repeats": 1, "warmup": 1},
         minutes={"smoke": 0.2, "quick": 0.35, "full": 5.0}, wants_gpu=True,
         profiles={"quick": {"widths": [64, 128, 256, 512, 1024, 2048], "depths": [1, 2, 4, 8, 16], "base_width": 256,
                             "base_depth": 4, "batch": 64, "repeats": 10, "warmup": 3},
@@ -100,6 +112,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B2", "Forward mode: full gradient costs about p evaluations",
         "B2_forward_mode_cost.ipynb",
+        loops={"repeats": 1, "warmup": 1},
         minutes={"smoke": 0.2, "quick": 0.4, "full": 5.0}, wants_gpu=True,
         profiles={"quick": {"dimensions": [16, 32, 64, 128, 256, 512, 1024, 2048], "hidden": 128, "depth": 3,
                             "loop_limit": 256, "memory_depths": [1, 2, 4, 8, 16], "memory_width": 256,
@@ -111,14 +124,17 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B3", "Many directional derivatives vs one matrix product",
         "B3_directional_derivatives.ipynb",
+        loops={"repeats": 1, "warmup": 1},
         minutes={"smoke": 0.2, "quick": 0.4, "full": 5.0}, wants_gpu=True,
-        profiles={"quick": {"sizes": [128, 256, 512, 1024, 2048], "depth": 3, "loop_limit": 256, "repeats": 5, "warmup": 1},
+        profiles={"quick": {"sizes": [128, 256, 512, 1024, 2048], "depth": 3, "loop_limit": 256, "repeats": 5,
+                            "warmup": 1},
                   "full": {"sizes": [128, 256, 512, 1024, 2048, 4096, 8192], "depth": 4, "loop_limit": 1024,
                            "repeats": 20, "warmup": 5, "cpu_threads": 0}},
     ),
     Entry(
         "B4", "Kinks: what AD returns at nondifferentiable points",
         "B4_kinks.ipynb",
+        loops={"networks": 2},
         minutes={"smoke": 0.2, "quick": 0.6, "full": 5.0},
         profiles={"quick": {"train_limit": 8000, "test_limit": 2000, "networks": 30},
                   "full": {"train_limit": 8000, "test_limit": 2000, "networks": 200, "cpu_threads": 0}},
@@ -126,6 +142,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "B5", "Hardness: same function, different AD outputs",
         "B5_hardness.ipynb",
+        loops={"instances": 1},
         minutes={"smoke": 0.2, "quick": 0.35, "full": 5.0},
         profiles={"quick": {"hidden_sizes": [2, 3, 4, 5], "instances": 3, "points": 4000},
                   "full": {"hidden_sizes": [2, 3, 4, 5, 6], "instances": 10, "points": 20000}},
@@ -133,6 +150,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C1", "mDLAM convergence: monotone objective with and without acceleration",
         "C1_mdlam_convergence.ipynb",
+        loops={"iterations": 2},
         minutes={"smoke": 0.2, "quick": 1.2, "full": 3.0}, any_datasets=GRAPHS,
         profiles={"quick": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200},
                   "full": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200}},
@@ -140,6 +158,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C2", "mDLAM accuracy against gradient baselines and dlADMM",
         "C2_mdlam_accuracy.ipynb",
+        loops={"iterations": 2},
         minutes={"smoke": 0.2, "quick": 2.4, "full": 5.0}, any_datasets=GRAPHS,
         profiles={"quick": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200},
                   "full": {"datasets": ["cora", "citeseer", "pubmed", "coauthor-cs"], "iterations": 200}},
@@ -147,6 +166,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C3", "mDLAM runtime against width and rho",
         "C3_mdlam_runtime.ipynb",
+        loops={"repeats": 1},
         minutes={"smoke": 0.2, "quick": 0.8, "full": 10.0}, any_datasets=GRAPHS,
         profiles={"quick": {"datasets": ["cora", "citeseer"],
                             "widths": [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
@@ -158,6 +178,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "C4", "mDLAM sensitivity to rho and epsilon0",
         "C4_mdlam_sensitivity.ipynb",
+        loops={"iterations": 2},
         minutes={"smoke": 0.1, "quick": 2.7, "full": 8.0}, any_datasets=GRAPHS,
         profiles={"quick": {"datasets": ["cora", "citeseer"], "rhos": [0.0001, 0.001, 0.01],
                             "eps0s": [1.0, 10.0, 100.0], "iterations": 200},
@@ -167,6 +188,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D1", "dlADMM convergence at rho=1 and rho=1e-6",
         "D1_dladmm_convergence.ipynb",
+        loops={"iterations": 2},
         minutes={"smoke": 0.2, "quick": 1.1, "full": 10.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
         profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 1000, "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
@@ -174,6 +196,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D2", "dlADMM accuracy against five baselines",
         "D2_dladmm_accuracy.ipynb",
+        loops={"iterations": 2, "evaluate_every": 1},
         minutes={"smoke": 0.2, "quick": 4.0, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist", "mnist-subset"),
         profiles={"quick": {"datasets": ["fashion-mnist"], "train_size": 10000, "test_size": 10000, "width": 1000,
                             "iterations": 30, "evaluate_every": 5},
@@ -182,6 +205,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D3", "dlADMM runtime against width and training size",
         "D3_dladmm_runtime.ipynb",
+        loops={"iterations": 1, "repeats": 1},
         minutes={"smoke": 0.2, "quick": 1.2, "full": 8.0}, wants_gpu=True, datasets=("fashion-mnist",),
         profiles={"quick": {"widths": [200, 400, 600, 800, 1000], "sizes": [1000, 2000, 3000, 4000, 5000],
                             "width_size": 1000, "iterations": 2, "repeats": 3, "exact_width": 1000},
@@ -191,6 +215,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",
         "D4_dladmm_gcn.ipynb",
+        loops={"iterations": 3, "evaluate_every": 1},
         minutes={"smoke": 0.2, "quick": 1.5, "full": 3.0}, any_datasets=GRAPHS,
         profiles={"quick": {"hidden": 128, "iterations": 500, "rho_every": 50, "evaluate_every": 5},
                   "full": {"hidden": 128, "iterations": 500, "rho_every": 50}},
@@ -198,6 +223,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "D5", "dlADMM sensitivity to rho and its schedule",
         "D5_dladmm_rho.ipynb",
+        loops={"iterations": 2},
         minutes={"smoke": 0.2, "quick": 1.3, "full": 15.0}, wants_gpu=True, datasets=("fashion-mnist",),
         profiles={"quick": {"train_size": 1000, "test_size": 1000, "width": 1000, "iterations": 30},
                   "full": {"train_size": 60000, "test_size": 10000, "width": 1000, "iterations": 200}},
@@ -205,6 +231,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry(
         "X1", "Every method at an equal wall-clock budget (the project's cross-paper comparison)",
         "X1_equal_budget.ipynb",
+        loops={"max_steps": 2, "seeds": 1},
         minutes={"smoke": 1.3, "quick": 7.0, "full": 45.0}, wants_gpu=True,
         any_datasets=("fashion-mnist", "mnist-subset", "cora", "citeseer"),
         profiles={"quick": {"image_datasets": ["fashion-mnist"], "graph_datasets": ["cora"], "train_size": 1500,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import socket
 import sys
@@ -32,7 +31,6 @@ from tqdm import tqdm
 
 import beyond_backprop
 
-from .data.sources import DOWNLOAD_ENV
 from .pipeline import Job, Outcome, UsageError, check_data, execute
 from .report import write_report
 from .results import FAILED
@@ -71,29 +69,16 @@ def _mismatch(expected: dict[str, str], found: dict[str, str], where: str) -> st
     """One line naming both versions of the first package that differs, or ``""``."""
     for name, version in expected.items():
         if found.get(name) != version:
-            return f"{where} runs {name} {found.get(name)} but the client runs {name} {version}; install the same on both"
+            return (f"{where} runs {name} {found.get(name)} but the client runs {name} {version}; "
+                    "install the same on both")
     return ""
-
-
-@contextmanager
-def _download(allowed: bool) -> Iterator[None]:
-    """Set the download permission for this task only (the worker process outlives it)."""
-    before = os.environ.pop(DOWNLOAD_ENV, None)
-    if allowed:
-        os.environ[DOWNLOAD_ENV] = "1"
-    try:
-        yield
-    finally:
-        os.environ.pop(DOWNLOAD_ENV, None)
-        if before is not None:
-            os.environ[DOWNLOAD_ENV] = before
 
 
 def failure_files(job: Job, message: str, where: dict[str, str], minutes: float = 0.0) -> Files:
     """The manifest and log of a notebook that failed without producing its own."""
-    shown = {k: v for k, v in job.parameters.items() if k not in ("output_dir", "data_dir")}
     manifest = {"notebook": job.entry.id, "status": FAILED, "minutes": round(minutes, 3), "message": message,
-                "seed": job.parameters["seed"], "parameters": shown, **where}
+                "seed": job.parameters["seed"], "parameters": job.parameters, "fingerprint": job.fingerprint,
+                **where}
     return {f"{job.entry.id}/manifest.json": (json.dumps(manifest, indent=2) + "\n").encode(),
             f"logs/{job.entry.id}.log": (message + "\n").encode()}
 
@@ -107,12 +92,10 @@ def _read_tree(root: Path) -> Files:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_notebook(job: Job, notebook: bytes, client_versions: dict[str, str],
-                 download: bool) -> tuple[Outcome, Files]:
+def run_notebook(job: Job, notebook: bytes, client_versions: dict[str, str]) -> tuple[Outcome, Files]:
     """Worker side: run one notebook in a temporary folder; return its outcome and files.
 
-    ``job.parameters['data_dir']`` is a path on this worker; ``output_dir`` is
-    replaced by the temporary folder.
+    ``job.data_dir`` is a path on this worker; ``job.output`` is replaced by the temporary folder.
     """
     from distributed import get_worker
 
@@ -123,20 +106,18 @@ def run_notebook(job: Job, notebook: bytes, client_versions: dict[str, str],
         source.parent.mkdir()
         source.write_bytes(notebook)
         output = root / "output"
-        job = replace(job, source=source, output=output / job.entry.id, progress=False,
-                      parameters={**job.parameters, "output_dir": str(output / job.entry.id)})
+        job = replace(job, source=source, output=output / job.entry.id, progress=False)
         message = _mismatch(client_versions, versions(), f"worker {where['host']}")
         try:
             resolve_device(job.parameters["device"])
-            check_data([job.entry], job.parameters["data_dir"], download)
+            check_data([job.entry], job.data_dir, job.download, {job.entry.id: job.parameters})
         except DeviceUnavailable as error:
             message = message or f"{job.entry.id} on worker {where['host']}: {error}"
         except UsageError as error:  # "<id> needs <dataset> ...", the DataMissing line
             message = message or f"{error} (on worker {where['host']})"
         if message:
             return Outcome(job.entry.id, FAILED, 0.0, message), failure_files(job, message, where)
-        with _download(download):
-            outcome = execute(job)
+        outcome = execute(job)
         manifest_path = job.output / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps({**manifest, **where}, indent=2, default=str) + "\n")
@@ -205,17 +186,15 @@ def _failed(job: Job, error: BaseException, minutes: float) -> tuple[Outcome, Fi
     return Outcome(job.entry.id, FAILED, minutes, message), failure_files(job, message, {}, minutes)
 
 
-def run_on_cluster(jobs: list[Job], address: str, output: Path, profile: str, data_dir: str) -> list[Outcome]:
+def run_on_cluster(jobs: list[Job], address: str, output: Path, profile: str) -> list[Outcome]:
     """Run ``jobs`` as Dask tasks and write their files under ``output``; outcomes in job order.
 
-    ``data_dir`` is passed to the workers as given (a path on the workers).
+    Each job's ``data_dir`` is a path on the workers, and its ``download`` permission travels with it.
     On Ctrl-C the outstanding tasks are cancelled, marked failed, the report
     is written (INCOMPLETE) and ``KeyboardInterrupt`` propagates.
     """
     from distributed import as_completed
 
-    jobs = [replace(job, parameters={**job.parameters, "data_dir": data_dir}) for job in jobs]
-    download = os.environ.get(DOWNLOAD_ENV) == "1"
     outcomes: dict[str, Outcome] = {}
     futures: dict[Any, Job] = {}
     with connect(address) as client:
@@ -223,7 +202,7 @@ def run_on_cluster(jobs: list[Job], address: str, output: Path, profile: str, da
             client.run_on_scheduler(_set_allowed_failures, count=ALLOWED_FAILURES)
             gpus = check_workers(client, address)
             start = time.perf_counter()
-            futures.update({client.submit(run_notebook, job, job.source.read_bytes(), versions(), download,
+            futures.update({client.submit(run_notebook, job, job.source.read_bytes(), versions(),
                                           key=f"notebook-{job.entry.id}-{uuid.uuid4().hex}",
                                           resources={"GPU": 1} if gpus and job.entry.wants_gpu else None,
                                           retries=1): job for job in jobs})

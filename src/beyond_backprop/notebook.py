@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from . import plotting, runtime
-from .results import ClaimLedger
+from .claims import ClaimLedger
 
 
 @dataclass

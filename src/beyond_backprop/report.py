@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .catalogue import CATALOGUE, PAPERS
-from .claims import PAPER, SOURCES, declared_for
+from .claims import DEMONSTRATION, PAPER, SOURCES, declared_for
 from .results import DEMONSTRATED, FAILED, NEVER_MEASURED, VERDICTS
 
 UNFINISHED = "did not finish"
@@ -79,12 +79,39 @@ def _count_text(counts: Counter) -> str:
                      if counts.get(v, 0) or (v in VERDICTS and v != DEMONSTRATED))
 
 
+def _source_count_text(source: str, counts: Counter) -> str:
+    """A demonstration is never reproduced: its line shows only the verdicts it got."""
+    if source == DEMONSTRATION:
+        return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
+    return _count_text(counts)
+
+
+def summary_by_source(states: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per claim source (paper, cited, derived) and demonstrations apart, each with its verdicts."""
+    claims = [c for state in states.values() for c in state["claims"]]
+    lines = []
+    for source in SOURCES:
+        counts = Counter(c["verdict"] for c in claims if c.get("source", PAPER) == source)
+        if counts or source == PAPER:
+            lines.append(f"- {SOURCE_NAMES[source]} ({sum(counts.values())}): {_source_count_text(source, counts)}")
+    return lines
+
+
 def verdict_counts(states: dict[str, dict[str, Any]]) -> Counter:
     counts: Counter = Counter()
     for state in states.values():
         for claim in state["claims"]:
             counts[claim["verdict"]] += 1
     return counts
+
+
+def revisions_of(states: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The git revisions that produced the notebooks' outputs, each with the notebook ids it produced."""
+    found: dict[str, list[str]] = {}
+    for notebook_id, state in states.items():
+        if state["manifest"]:
+            found.setdefault(state["manifest"].get("git_revision", "unknown"), []).append(notebook_id)
+    return found
 
 
 def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) -> str:
@@ -96,7 +123,6 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
     for notebook_id in unfinished:
         states[notebook_id] = {"status": UNFINISHED, "manifest": None,
                                "claims": [_unrecorded(d, UNFINISHED) for d in declared_for(notebook_id)]}
-    counts = verdict_counts(states)
     failed = [i for i, s in states.items() if s["status"] == FAILED]
     lines = [f"# Claims report: profile `{profile}`", ""]
     if unfinished:
@@ -109,6 +135,10 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
     if not_run:
         lines += [f"**PARTIAL: this report covers {len(states) - len(not_run)} of {len(states)} notebooks; "
                   f"not run in this profile: {', '.join(not_run)}.**", ""]
+    revisions = revisions_of(states)
+    if len(revisions) > 1:
+        lines += ["**Revisions: these outputs come from " + str(len(revisions)) + " git revisions: " +
+                  "; ".join(f"`{rev}` ({', '.join(ids)})" for rev, ids in revisions.items()) + ".**", ""]
     unmeasured = [c["id"] for s in states.values() for c in s["claims"] if c["verdict"] == NEVER_MEASURED]
     if unmeasured:
         lines += [f"**DEFECT: {len(unmeasured)} declared claim(s) were never measured ({', '.join(unmeasured)}).**",
@@ -117,17 +147,22 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
               "`beyond_backprop.claims`; verdicts are computed from measurements by the stated rule, never typed. "
               "A claim run below the scale at which the paper states it is compared with the paper's value at "
               "that budget where the paper gives one, and is otherwise not testable here.", ""]
-    lines.append("Verdicts: " + _count_text(counts) + ".")
+    lines += ["Verdicts, by whose claim it is (demonstrations counted apart from all three):", "",
+              *summary_by_source(states)]
     lines += ["", "## Notebooks", "",
-              "| id | title | status | minutes | device | git | figures |", "|---|---|---|---|---|---|---|"]
+              "| id | title | status | minutes | device | git | notebook | figures |",
+              "|---|---|---|---|---|---|---|---|"]
     for entry in CATALOGUE:
         state = states[entry.id]
         manifest = state["manifest"] or {}
         figures = sorted((output / entry.id).glob("*.png")) if state["status"] == "complete" else []
         links = " ".join(f"[{p.stem}]({entry.id}/{p.name})" for p in figures) or "-"
         minutes = f"{manifest['minutes']:.1f}" if "minutes" in manifest else "-"
+        executed = output / entry.id / f"{entry.id}.ipynb"
+        notebook = f"[{executed.name}]({entry.id}/{executed.name})" if executed.is_file() else "-"
         lines.append(f"| {entry.id} | {_cell(entry.title)} | {state['status']} | {minutes} | "
-                     f"{_cell(manifest.get('device_name', '-'))} | {manifest.get('git_revision', '-')} | {links} |")
+                     f"{_cell(manifest.get('device_name', '-'))} | {manifest.get('git_revision', '-')} | "
+                     f"{notebook} | {links} |")
     for paper in dict.fromkeys(e.paper for e in CATALOGUE):
         title = PAPERS.get(paper, paper)
         rows = [(e, c) for e in CATALOGUE if e.paper == paper for c in states[e.id]["claims"]]
@@ -138,7 +173,7 @@ def render_report(output: Path, profile: str, unfinished: Sequence[str] = ()) ->
         for source in SOURCES:
             mine = Counter(c["verdict"] for _, c in rows if c.get("source", PAPER) == source)
             if mine:
-                lines.append(f"- {SOURCE_NAMES[source]}: {_count_text(mine)}")
+                lines.append(f"- {SOURCE_NAMES[source]}: {_source_count_text(source, mine)}")
         lines += ["", "| claim | source | statement | setting run | paper | measured | rule | verdict | reason |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for entry, claim in rows:
@@ -189,6 +224,9 @@ def replace_readme_block(readme: Path, start: str, end: str, body: str) -> bool:
 
 def update_readme(readme: Path, output: Path, profile: str) -> bool:
     """Replace the README's block between the results markers; False if the markers are absent."""
+    states = {e.id: notebook_state(output, e.id) for e in CATALOGUE}
+    summary = "\n".join(summary_by_source(states))
     body = (f"Generated from `outputs/{output.name}/REPORT.md` (profile `{profile}`) by "
-            f"`python reproduce.py`; do not edit by hand.\n\n{results_table(output)}")
+            f"`python reproduce.py`; do not edit by hand. Each notebook's executed copy is "
+            f"`outputs/{output.name}/<id>/<id>.ipynb`.\n\n{summary}\n\n{results_table(output)}")
     return replace_readme_block(readme, README_START, README_END, body)

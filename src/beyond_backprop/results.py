@@ -1,4 +1,4 @@
-"""Tidy metric tables and the claims ledger.
+"""Verdict rules, claims, tidy metric tables and their display (the ledger is :mod:`beyond_backprop.claims.ledger`).
 
 A claim is data with a rule: the verdict is computed from the measurement by
 the rule, never typed in.
@@ -10,7 +10,6 @@ the rule, never typed in.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +130,8 @@ class Near(Rule):
 
     def __post_init__(self) -> None:
         if self.rel < 0 or (self.partly is not None and self.partly < self.rel):
-            raise ValueError(f"invalid tolerances rel={self.rel!r}, partly={self.partly!r}; expected 0 <= rel <= partly")
+            raise ValueError(f"invalid tolerances rel={self.rel!r}, partly={self.partly!r}; "
+                             "expected 0 <= rel <= partly")
 
     def _evaluate(self, measured: float) -> tuple[str, str]:
         gap = abs(measured - self.target) / abs(self.target) if self.target else abs(measured)
@@ -164,7 +164,7 @@ class NotTestable(Rule):
 class Claim:
     """One paper claim, its measurement, and the rule that gives the verdict.
 
-    Notebooks do not build these by hand: :meth:`ClaimLedger.measure` builds them from the claim's
+    Notebooks do not build these by hand: :meth:`claims.ClaimLedger.measure` builds them from the claim's
     declaration in :mod:`beyond_backprop.claims`, with the ``setting`` actually run.
     """
 
@@ -228,74 +228,6 @@ class Measurement:
     not_testable: str = ""
 
 
-@dataclass
-class ClaimLedger:
-    """The claims of one notebook, saved as ``claims.json``."""
-
-    notebook: str
-    profile: str
-    device: str | torch.device
-    claims: list[Claim] = field(default_factory=list)
-
-    def add(self, claim: Claim) -> Claim:
-        if any(existing.id == claim.id for existing in self.claims):
-            raise ValueError(f"duplicate claim id {claim.id!r} in notebook {self.notebook}")
-        if claim.id.split(".")[0] != self.notebook:
-            raise ValueError(f"claim {claim.id!r} belongs to {claim.id.split('.')[0]}, not to {self.notebook}")
-        self.claims.append(claim)
-        return claim
-
-    def measure(self, claim_id: str, measured: float | torch.Tensor | None, *,
-                at: dict[str, Any] | None = None) -> Claim:
-        """Record a measurement of a declared claim, made at setting ``at`` (e.g. ``{"epochs": 200}``)."""
-        from .claims import declaration
-
-        return self.add(declaration(claim_id).judge(measured, at or {}))
-
-    def not_testable(self, claim_id: str, reason: str, *, at: dict[str, Any] | None = None) -> Claim:
-        """Record that a declared claim cannot be tested here (missing data, no GPU), and why."""
-        from .claims import declaration
-
-        spec = declaration(claim_id)
-        return self.add(Claim(spec.id, paper=spec.paper, statement=spec.statement, paper_value=spec.paper_value,
-                              measured=None, rule=NotTestable(reason), unit=spec.unit, source=spec.source,
-                              citation=spec.citation, setting=spec.setting(at or {})))
-
-    def record(self, measurements: dict[str, Measurement]) -> None:
-        """Record each measurement by claim id: :meth:`measure`, or :meth:`not_testable` with its reason."""
-        for claim_id, item in measurements.items():
-            if item.not_testable:
-                self.not_testable(claim_id, item.not_testable, at=dict(item.at))
-            else:
-                self.measure(claim_id, item.value, at=dict(item.at))
-
-    def never_measured(self) -> list[str]:
-        """Declared claims of this notebook that were not recorded (a defect the report calls out)."""
-        from .claims import declared_for
-
-        recorded = {c.id for c in self.claims}
-        return [d.id for d in declared_for(self.notebook) if d.id not in recorded]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "notebook": self.notebook,
-            "profile": self.profile,
-            "device": str(self.device),
-            "status": "complete",
-            "claims": [c.to_dict() for c in self.claims],
-            "never_measured": self.never_measured(),
-        }
-
-    def save(self, output_dir: Path, show: bool = True) -> None:
-        """Write ``output_dir/claims.json`` and print one line per claim (returns nothing, for notebooks)."""
-        (Path(output_dir) / "claims.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        if show:
-            for claim in self.claims:
-                print(claim.line())
-            for claim_id in self.never_measured():
-                print(f"{claim_id:<6} {NEVER_MEASURED}: declared but not recorded by this notebook")
-
-
 def significant(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``table`` for display: every float column as text with ``digits`` significant digits.
 
@@ -334,8 +266,3 @@ class MetricTable:
     def save(self, output_dir: Path, name: str = "metrics") -> None:
         """Write ``output_dir/<name>.csv`` (returns nothing, so a notebook cell shows no path)."""
         self.frame.to_csv(Path(output_dir) / f"{name}.csv", index=False)
-
-
-def load_claims(path: Path) -> dict[str, Any]:
-    """Read a ``claims.json`` written by :meth:`ClaimLedger.save`."""
-    return json.loads(Path(path).read_text())

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -99,6 +100,26 @@ class Timer:
         self.seconds = time.perf_counter() - self._start
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to the null device for the block.
+
+    Torch's profiler (kineto) writes ``USDT: ... profiler_start`` / ``profiler_stop`` lines to the process's
+    stderr from C++ when it starts and stops, whatever the log level; a notebook that measures memory in a loop
+    printed hundreds of them. Only the profiler's start and stop run inside this block.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 class PeakMemory:
     """Peak tensor memory allocated inside a block, above the level at entry, in bytes.
 
@@ -107,17 +128,13 @@ class PeakMemory:
 
     CPU (the stated method): torch's profiler with ``profile_memory=True``
     records every allocation and free of the CPU allocator with its time. The
-    running total of these records, in time order, has its maximum reported. Only tensor storage is counted, not Python objects or
-    the interpreter; tensors alive before the block are not counted.
+    running total of these records, in time order, has its maximum reported. Only tensor storage is
+    counted, not Python objects or the interpreter; tensors alive before the block are not counted.
     """
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.bytes = 0
-
-    @property
-    def mib(self) -> float:
-        return self.bytes / 2**20
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -128,7 +145,8 @@ class PeakMemory:
             self._profiler = torch.profiler.profile(
                 activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
             )
-            self._profiler.__enter__()
+            with _quiet_stderr():
+                self._profiler.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -136,7 +154,8 @@ class PeakMemory:
             synchronize(self.device)
             self.bytes = torch.cuda.max_memory_allocated(self.device) - self._entry
             return
-        self._profiler.__exit__(*exc)
+        with _quiet_stderr():
+            self._profiler.__exit__(*exc)
         # the allocator's own records, in time order: attributing frees to operators would move every
         # free inside a record_function scope (e.g. Optimizer.step) to the end of that scope
         changes = sorted((event.start_ns(), event.nbytes())
@@ -248,10 +267,3 @@ def environment_manifest(device: torch.device | str, seed: int, **extra: Any) ->
     }
     manifest.update(extra)
     return manifest
-
-
-def write_manifest(output_dir: Path, device: torch.device | str, seed: int, **extra: Any) -> Path:
-    """Write :func:`environment_manifest` to ``output_dir/manifest.json``."""
-    path = Path(output_dir) / "manifest.json"
-    path.write_text(json.dumps(environment_manifest(device, seed, **extra), indent=2) + "\n")
-    return path

@@ -84,6 +84,14 @@ class Resolved:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def checksums(self) -> dict[str, str]:
+        """sha256 of each file, keyed ``<folder>/<file>``: what a run's results depend on."""
+        found = {}
+        for name in self.spec.files:
+            stat = self.file(name).stat()
+            found[f"{self.spec.folder}/{name}"] = _sha256(self.file(name), stat.st_size, stat.st_mtime_ns)
+        return found
+
 
 def spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` for ``name`` or a ``ValueError`` listing the known names."""
