@@ -6,9 +6,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from beyond_backprop import claims, results
+from beyond_backprop.autodiff.forward_gradient import projected_forward_gradient
 from beyond_backprop.experiments import paper_a, paper_a_training
+from beyond_backprop.optim.frank_wolfe import named_schedule
 from beyond_backprop.results import Measurement
 
 K = 3000
@@ -28,8 +31,9 @@ def test_every_paper_a_claim_is_declared_with_a_source_and_belongs_to_its_notebo
     ids = sorted(d.id for d in claims.DECLARATIONS.values() if d.paper == "A")
     assert ids == ["A1.1", "A1.2", "A1.3", "A1.4", "A1.5", "A1.6", "A2.1", "A2.2", "A2.3", "A2.4",
                    "A3.1", "A3.2", "A3.3"]
-    derived = {d.id for d in claims.DECLARATIONS.values() if d.paper == "A" and d.source == claims.DERIVED}
-    assert derived == {"A1.4", "A1.6", "A3.3"}
+    sources = {d.id: d.source for d in claims.DECLARATIONS.values() if d.paper == "A"}
+    assert {i for i, s in sources.items() if s == claims.DERIVED} == {"A1.4", "A3.2", "A3.3"}
+    assert {i for i, s in sources.items() if s == claims.DEMONSTRATION} == {"A1.6"}
 
 
 # A1.1: progress, then a stall ------------------------------------------------------------------
@@ -78,18 +82,65 @@ def test_a1_2_a1_3_decay_is_reproduced_and_a_plateau_is_not(claim_id, column):
 
 # A1.4: the floor grows like sqrt(d/m) ------------------------------------------------------------
 
-def sweep(floor_of_ratio):
-    rows = [{"dimension": d, "directions": m, "floor": floor_of_ratio(d / m), "stall_share": 0.0}
+def sweep(floor_of_ratio, initial_gap=1.0, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [{"dimension": d, "directions": m, "initial_gap": initial_gap, "stall_share": 0.0,
+             "floor": floor_of_ratio(d / m) * math.exp(noise * rng.standard_normal())}
             for d in (50, 200, 1000) for m in (1, 4, 16)]
     return pd.DataFrame(rows)
 
 
 def test_a1_4_sqrt_growth_is_reproduced_and_a_flat_floor_is_not():
-    grows = paper_a.floor_exponent(sweep(lambda r: 0.01 * r ** 0.5))
-    assert grows == pytest.approx(0.5)
+    grows, why = paper_a.floor_exponent(sweep(lambda r: 0.01 * r ** 0.5))
+    assert grows == pytest.approx(0.5) and why == ""
     assert verdict("A1.4", grows) == results.REPRODUCED
-    flat = paper_a.floor_exponent(sweep(lambda r: 0.004))
+    flat, _ = paper_a.floor_exponent(sweep(lambda r: 0.004))
     assert verdict("A1.4", flat) == results.NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a1_4_a_noisy_flat_floor_is_not_reproduced(seed):
+    exponent, why = paper_a.floor_exponent(sweep(lambda r: 0.004, noise=0.3, seed=seed))
+    assert why == "" and verdict("A1.4", exponent) == results.NOT_REPRODUCED
+
+
+def test_a1_4_floors_near_their_start_are_left_out_and_too_few_clear_ones_are_not_testable():
+    """Saturated floors (84-100% of the initial gap, as A1 at full once measured) gave a spurious exponent."""
+    saturated = sweep(lambda r: min(0.95, 0.02 * r ** 0.5), initial_gap=1.0, noise=0.05)
+    clear = paper_a.clear_floors(saturated)
+    assert 2 * clear.sum() >= len(saturated)
+    exponent, why = paper_a.floor_exponent(saturated)
+    assert why == "" and exponent == pytest.approx(0.5, abs=0.1)
+    mostly_saturated = sweep(lambda r: min(0.95, 0.2 * r ** 0.5))
+    exponent, why = paper_a.floor_exponent(mostly_saturated)
+    assert math.isnan(exponent) and "initial gap" in why
+
+
+def test_a1_runs_match_a_direct_implementation_with_jvp_forward_gradients():
+    """The O(d) Gram update and the closed-form phi against passes over A and torch.func.jvp."""
+    problem = paper_a.least_squares_problem(60, 12, seed=3, reference_iterations=2000)
+    for method, m in (("exact", 1), ("stochastic", 1), ("pfg", 4), ("averaged-pfg", 1)):
+        fast = paper_a.run_frank_wolfe(problem, method, 40, directions=m, seed=5)
+        torch.testing.assert_close(torch.tensor(fast["optimality_gap"].to_numpy()),
+                                   direct_frank_wolfe(problem, method, 40, m, seed=5), rtol=1e-9, atol=1e-12)
+
+
+def direct_frank_wolfe(problem, method, iterations, directions, seed):
+    gen = torch.Generator().manual_seed(seed)
+    gamma, rho = named_schedule("convex")
+    theta, d, gaps = torch.zeros(problem.dimension, dtype=torch.float64), None, []
+    for k in range(iterations):
+        if method == "exact":
+            g = problem.gradient(theta)
+        elif method == "stochastic":
+            g = problem.gradient(theta, torch.randint(0, len(problem.b), (64,), generator=gen))
+        else:
+            g = projected_forward_gradient(lambda p: problem.loss(p["theta"]), {"theta": theta},
+                                           directions=directions, generator=gen)[1]["theta"]
+        d = g if d is None or method != "averaged-pfg" else (1 - rho(k)) * d + rho(k) * g
+        theta = (1 - gamma(k)) * theta + gamma(k) * problem.ball.lmo(d)
+        gaps.append(float(problem.loss(theta)) - problem.f_star)
+    return torch.tensor(gaps, dtype=torch.float64)
 
 
 # A1.5: the rate after the transient --------------------------------------------------------------
@@ -122,12 +173,12 @@ def test_a1_5_below_the_spec_scale_is_not_testable():
 
 # A1.6: the closed-form variance ------------------------------------------------------------------
 
-def test_a1_6_closed_form_is_reproduced_and_half_of_it_is_not():
+def test_a1_6_closed_form_is_demonstrated_and_half_of_it_is_not():
     d = 20
     gradient_norm2 = np.linspace(1.0, 2.0, 50)
     exact = run(np.zeros(50), estimate_error=(d + 1) * gradient_norm2, gradient_norm2=gradient_norm2)
     assert paper_a.variance_ratio(exact, d) == pytest.approx(1.0)
-    assert verdict("A1.6", paper_a.variance_ratio(exact, d)) == results.REPRODUCED
+    assert verdict("A1.6", paper_a.variance_ratio(exact, d)) == results.DEMONSTRATED
     half = exact.assign(estimate_error=exact["estimate_error"] / 2)
     assert verdict("A1.6", paper_a.variance_ratio(half, d)) == results.NOT_REPRODUCED
 

@@ -6,9 +6,9 @@ Three methods share one class, :class:`MinibatchMLP`, and differ in two choices:
   projected forward gradient ``phi = <grad f, u> u``, one direction ``u ~ N(0, I)``, forward mode
   layer by layer: :func:`~beyond_backprop.autodiff.forward_gradient.layerwise_forward_gradient`);
 - the update: ``frank-wolfe`` (SFW's rule under a K-sparse polytope per tensor: momentum 0.9 as the
-  averaging, constant step ``lr / diameter``; paper A's E3) or ``sgd`` (unconstrained plain SGD).
+  averaging, constant step ``lr / diameter``; spec E3 [R]) or ``sgd`` (unconstrained plain SGD).
 
-``backprop`` + ``frank-wolfe`` is FW with exact mini-batch gradients (paper A's baseline A'),
+``backprop`` + ``frank-wolfe`` is FW with exact mini-batch gradients (spec baseline A'),
 ``forward`` + ``frank-wolfe`` is averaged PFG-FW (its Algorithm C with SFW's step), and ``forward`` +
 ``sgd`` is forward-gradient SGD. Paper A's own runs (A2, A3) add plain PFG-FW (``averaging=False``),
 the theory step rule (``schedule="nonconvex"``), torch's default initialisation
@@ -33,10 +33,10 @@ GRADIENTS = ("backprop", "forward")
 UPDATES = ("frank-wolfe", "sgd")
 INITS = ("normal", "torch-default")
 SCHEDULES = ("sfw", "nonconvex")
-BATCH = 1024  # paper A, E3: mini-batch 1024
-SFW_LEARNING_RATE = 0.1  # paper A, E3: SFW with momentum 0.9, lr 0.1 with diameter rescaling
-WIDTH_FACTOR = 10.0  # paper A, E2: K-sparse polytope in initialization mode, w = 10
-K_FRACTION = 0.05  # paper A, E2/E3: K = 5% of each tensor
+BATCH = 1024  # spec E3 [R]: mini-batch 1024 (the paper gives none)
+SFW_LEARNING_RATE = 0.1  # spec E3 [R]: SFW with momentum 0.9, lr 0.1 with diameter rescaling
+DIAMETER_FACTOR = 10.0  # spec E2 [R]: K-sparse polytope in SFW's initialization mode, w = 10
+K_FRACTION = 0.05  # spec E2/E3 [R]: K = 5% of each tensor
 
 
 def estimate_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, forward: bool,
@@ -95,7 +95,7 @@ class MinibatchMLP:
         lr: SFW's learning rate (``frank-wolfe``, default 0.1) or the SGD step (``sgd``, required).
         batch: rows per step, drawn with replacement; a training set of at most ``batch`` rows is
             used whole at every step.
-        width_factor, k_fraction: the K-sparse polytope of each tensor (``frank-wolfe`` only).
+        diameter_factor, k_fraction: the K-sparse polytope of each tensor (``frank-wolfe`` only).
         averaging: ``frank-wolfe`` only: average the gradient estimates (momentum 0.9 under SFW's rule,
             the theory weights under ``nonconvex``); ``False`` is plain PFG-FW.
         schedule: ``frank-wolfe`` only: ``sfw`` (constant step ``lr / diameter``) or ``nonconvex`` (the
@@ -107,11 +107,11 @@ class MinibatchMLP:
             rows as the metric ``fw_gap`` (0: no metric).
 
     The mini-batch generator (CPU) and the direction generator (problem's device) of a run are seeded
-    with the seed of the generator given to :meth:`init` and that seed + 1, as in paper A's scripts.
+    with the seed of the generator given to :meth:`init` and that seed + 1, as in the spec's scripts [R].
     """
 
     def __init__(self, widths: list[int], *, gradient: str, update: str, lr: float | None = None,
-                 batch: int = BATCH, width_factor: float = WIDTH_FACTOR, k_fraction: float = K_FRACTION,
+                 batch: int = BATCH, diameter_factor: float = DIAMETER_FACTOR, k_fraction: float = K_FRACTION,
                  init_std: float = models.INIT_STD, averaging: bool = True, schedule: str = "sfw",
                  init: str = "normal", gap_samples: int = 0) -> None:
         if gradient not in GRADIENTS:
@@ -130,7 +130,7 @@ class MinibatchMLP:
         if lr <= 0 or batch < 1:
             raise ValueError(f"invalid lr {lr!r} or batch {batch!r}; expected lr > 0 and batch >= 1")
         self.widths, self.gradient, self.update, self.lr, self.batch = list(widths), gradient, update, lr, batch
-        self.width_factor, self.k_fraction, self.init_std = width_factor, k_fraction, init_std
+        self.diameter_factor, self.k_fraction, self.init_std = diameter_factor, k_fraction, init_std
         self.averaging, self.schedule, self.init_kind, self.gap_samples = averaging, schedule, init, gap_samples
 
     def init(self, problem: Problem, generator: torch.Generator) -> MinibatchState:
@@ -141,7 +141,7 @@ class MinibatchMLP:
         else:
             models.init_linear_default_(model, generator)
         if self.update == "frank-wolfe":
-            groups = initialization_constraints(model, "k-sparse", self.width_factor, k_fraction=self.k_fraction)
+            groups = initialization_constraints(model, "k-sparse", self.diameter_factor, k_fraction=self.k_fraction)
             optimizer = sfw_optimizer(groups, averaging=self.averaging, schedule=self.schedule, learning_rate=self.lr)
         else:
             optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
