@@ -23,7 +23,11 @@ import torch
 from torch import nn
 
 from .. import models
-from ..autodiff.forward_gradient import layerwise_forward_gradient
+from ..autodiff.forward_gradient import (
+    layerwise_directional_derivatives,
+    layerwise_forward_gradient,
+    redrawn_estimates,
+)
 from .constraints import initialization_constraints
 from .frank_wolfe import FrankWolfe
 from .gradient import TorchOptimizer
@@ -40,11 +44,12 @@ K_FRACTION = 0.05  # spec E2/E3 [R]: K = 5% of each tensor
 
 
 def estimate_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, forward: bool,
-                      generator: torch.Generator) -> torch.Tensor:
+                      generator: torch.Generator, directions: int = 1) -> torch.Tensor:
     """Write a gradient estimate of the mean cross-entropy on ``(x, y)`` into ``.grad``; return the loss.
 
     ``forward=False``: the exact mini-batch gradient by backprop. ``forward=True``: the projected
-    forward gradient with one Gaussian direction from ``generator``, without an activation tape.
+    forward gradient averaged over ``directions`` Gaussian directions from ``generator``, without an
+    activation tape.
     """
     loss_fn = nn.functional.cross_entropy
     if not forward:
@@ -52,7 +57,23 @@ def estimate_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, for
         loss = loss_fn(model(x), y)
         loss.backward()
         return loss.detach()
-    return layerwise_forward_gradient(model, loss_fn, x, y, generator=generator)
+    return layerwise_forward_gradient(model, loss_fn, x, y, generator=generator, directions=directions)
+
+
+def forward_frank_wolfe_step(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: torch.Tensor, *,
+                             generator: torch.Generator, directions: int = 1) -> torch.Tensor:
+    """One FW step along the projected forward gradient without a gradient buffer; returns the loss.
+
+    The directional derivatives come first (:func:`layerwise_directional_derivatives`); then each tensor's
+    tangents are drawn again and folded straight into its averaged direction, ``d <- (1 - rho) d + rho phi``
+    (:meth:`FrankWolfe.step_with`), one tensor at a time. The same step, from the same draws, as
+    :func:`estimate_gradient` followed by ``optimizer.step()``.
+    """
+    loss, slopes = layerwise_directional_derivatives(model, nn.functional.cross_entropy, x, y, generator=generator,
+                                                     directions=directions)
+    params = [group["params"][0] for group in optimizer.param_groups]
+    optimizer.step_with(redrawn_estimates(params, slopes, generator=generator))
+    return loss
 
 
 def sfw_optimizer(groups: list[dict], *, averaging: bool, schedule: str = "sfw",
@@ -105,6 +126,10 @@ class MinibatchMLP:
             (:func:`~beyond_backprop.models.init_linear_default_`). FW then rescales them into their sets.
         gap_samples: ``frank-wolfe`` only: report the exact FW gap on the first ``gap_samples`` training
             rows as the metric ``fw_gap`` (0: no metric).
+        directions: ``forward`` only: the estimate averages ``<grad f, u_j> u_j`` over this many directions.
+
+    With ``forward`` + ``frank-wolfe`` a step keeps no gradient buffer: each tensor's estimate is folded
+    straight into the FW direction (:func:`forward_frank_wolfe_step`).
 
     The mini-batch generator (CPU) and the direction generator (problem's device) of a run are seeded
     with the seed of the generator given to :meth:`init` and that seed + 1, as in the spec's scripts [R].
@@ -113,7 +138,7 @@ class MinibatchMLP:
     def __init__(self, widths: list[int], *, gradient: str, update: str, lr: float | None = None,
                  batch: int = BATCH, diameter_factor: float = DIAMETER_FACTOR, k_fraction: float = K_FRACTION,
                  init_std: float = models.INIT_STD, averaging: bool = True, schedule: str = "sfw",
-                 init: str = "normal", gap_samples: int = 0) -> None:
+                 init: str = "normal", gap_samples: int = 0, directions: int = 1) -> None:
         if gradient not in GRADIENTS:
             raise ValueError(f"invalid gradient {gradient!r}; expected one of {', '.join(GRADIENTS)}")
         if update not in UPDATES:
@@ -129,9 +154,12 @@ class MinibatchMLP:
             lr = SFW_LEARNING_RATE
         if lr <= 0 or batch < 1:
             raise ValueError(f"invalid lr {lr!r} or batch {batch!r}; expected lr > 0 and batch >= 1")
+        if directions < 1 or (directions > 1 and gradient != "forward"):
+            raise ValueError(f"invalid directions {directions!r}; expected >= 1, and 1 with gradient 'backprop'")
         self.widths, self.gradient, self.update, self.lr, self.batch = list(widths), gradient, update, lr, batch
         self.diameter_factor, self.k_fraction, self.init_std = diameter_factor, k_fraction, init_std
         self.averaging, self.schedule, self.init_kind, self.gap_samples = averaging, schedule, init, gap_samples
+        self.directions = directions
 
     def init(self, problem: Problem, generator: torch.Generator) -> MinibatchState:
         """Initial weights from ``generator`` (inside their sets for FW), and the step's own generators."""
@@ -150,14 +178,23 @@ class MinibatchMLP:
                               torch.Generator(device=problem.device).manual_seed(seed + 1))
 
     def step(self, state: MinibatchState, problem: Problem) -> MinibatchState:
-        """Draw a mini-batch, estimate the gradient on it, update the weights."""
+        """Draw a mini-batch, estimate the gradient on it, update the weights (:meth:`step_in_place`)."""
+        return self.step_in_place(state, problem)
+
+    def step_in_place(self, state: MinibatchState, problem: Problem) -> MinibatchState:
+        """The training step itself: ``state``'s model, optimizer and generators are updated in place."""
         x, y = problem.x, problem.y
         if x.shape[0] > self.batch:
             rows = torch.randint(0, x.shape[0], (self.batch,), generator=state.batches).to(problem.device)
             x, y = x[rows], y[rows]
-        estimate_gradient(state.model, x, y, forward=self.gradient == "forward", generator=state.directions)
-        state.optimizer.step()
-        state.model.zero_grad(set_to_none=True)
+        if self.gradient == "forward" and self.update == "frank-wolfe":
+            forward_frank_wolfe_step(state.model, state.optimizer, x, y, generator=state.directions,
+                                     directions=self.directions)
+        else:
+            estimate_gradient(state.model, x, y, forward=self.gradient == "forward", generator=state.directions,
+                              directions=self.directions)
+            state.optimizer.step()
+            state.model.zero_grad(set_to_none=True)
         state.k += 1
         return state
 
