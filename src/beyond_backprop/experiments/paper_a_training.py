@@ -21,7 +21,7 @@ from ..autodiff.forward_gradient import (
 )
 from ..data import ImageData
 from ..optim.solver import Problem, Split, run_history
-from ..optim.stochastic import MinibatchMLP, MinibatchState, estimate_gradient
+from ..optim.stochastic import MinibatchMLP, MinibatchState
 from ..results import Measurement
 from ..runtime import PeakMemory, Timer
 
@@ -199,18 +199,21 @@ def _bytes(tensors) -> int:
 def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y: torch.Tensor,
                 device: torch.device) -> dict[str, int]:
     """Bytes of one step's two phases, measured apart: the gradient phase (``activation_bytes``: backprop's tape,
-    or the forward pass's primal and tangent buffers; ``gradient_bytes``: the estimate in ``.grad``, backprop
+    the peak of its forward pass with the graph alive, or the forward-mode pass's primal and tangent buffers; ``gradient_bytes``: the estimate in ``.grad``, backprop
     only) and the FW update (``tangent_bytes``: one tensor's redrawn tangents, forward only; ``update_bytes``:
     the update's temporaries)."""
     model, optimizer = state.model, state.optimizer
     if solver.gradient == "backprop":
-        with PeakMemory(device) as gradient_meter:
-            estimate_gradient(model, x, y, forward=False, generator=state.directions)
-        gradient_bytes = _bytes(p.grad for p in model.parameters())
+        model.zero_grad(set_to_none=True)
+        with PeakMemory(device) as tape_meter:  # what the graph keeps for the backward pass stays alive at exit
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        del loss
         with PeakMemory(device) as update_meter:
             optimizer.step()
+        gradient_bytes = _bytes(p.grad for p in model.parameters())
         model.zero_grad(set_to_none=True)
-        return {"gradient_bytes": gradient_bytes, "activation_bytes": gradient_meter.bytes - gradient_bytes,
+        return {"gradient_bytes": gradient_bytes, "activation_bytes": tape_meter.bytes,
                 "tangent_bytes": 0, "update_bytes": update_meter.bytes}
     with PeakMemory(device) as gradient_meter:
         _, slopes = layerwise_directional_derivatives(model, nn.functional.cross_entropy, x, y,
