@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from beyond_backprop.optim import constraints as C
-from beyond_backprop.optim.frank_wolfe import FrankWolfe, frank_wolfe_update, named_schedule
+from beyond_backprop.optim.frank_wolfe import (
+    FrankWolfe,
+    frank_wolfe_update,
+    named_schedule,
+)
 
 
 def problem(d=30, seed=0):

@@ -84,16 +84,12 @@ def forward_gradient_of_known(gradient: torch.Tensor, *, directions: int = 1, ki
     return torch.tensordot(slopes, tangents, dims=1).div_(directions)
 
 
-def layerwise_directional_derivatives(
-    model: nn.Sequential,
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    directions: int = 1,
-    kind: str = "gaussian",
-) -> tuple[torch.Tensor, torch.Tensor]:
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> mean loss
+
+
+def layerwise_directional_derivatives(model: nn.Sequential, loss: Loss, inputs: torch.Tensor, targets: torch.Tensor, *,
+                                      generator: torch.Generator, directions: int = 1,
+                                      kind: str = "gaussian") -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, slopes)``: the loss and its ``directions`` derivatives ``<grad f, u_j>`` along random tangents.
 
     Forward mode by hand through an ``nn.Sequential`` of ``Linear`` layers and elementwise activations, without
@@ -145,16 +141,8 @@ def redrawn_estimates(params: Iterable[torch.Tensor], slopes: torch.Tensor, *, g
         yield u[0].mul_(slopes[0]) if m == 1 else torch.tensordot(slopes, u, dims=1).div_(m)
 
 
-def layerwise_forward_gradient(
-    model: nn.Sequential,
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    directions: int = 1,
-    kind: str = "gaussian",
-) -> torch.Tensor:
+def layerwise_forward_gradient(model: nn.Sequential, loss: Loss, inputs: torch.Tensor, targets: torch.Tensor, *,
+                               generator: torch.Generator, directions: int = 1, kind: str = "gaussian") -> torch.Tensor:
     """Write ``phi = (1/m) sum_j <grad f, u_j> u_j`` into every parameter's ``.grad``; return the loss.
 
     The same ``phi`` as :func:`projected_forward_gradient` with the same ``generator`` and ``directions``
