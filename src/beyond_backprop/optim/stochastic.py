@@ -3,8 +3,9 @@
 Three methods share one class, :class:`MinibatchMLP`, and differ in two choices:
 
 - the gradient estimate: ``backprop`` (the mini-batch gradient, reverse mode) or ``forward`` (the
-  projected forward gradient ``phi = <grad f, u> u``, one direction ``u ~ N(0, I)``, forward mode
-  layer by layer: :func:`~beyond_backprop.autodiff.forward_gradient.layerwise_forward_gradient`);
+  projected forward gradient ``phi = (1/m) sum_j <grad f, u_j> u_j``, ``m`` directions ``u_j ~ N(0, I)``
+  (one by default), forward mode layer by layer:
+  :func:`~beyond_backprop.autodiff.forward_gradient.layerwise_directional_derivatives`);
 - the update: ``frank-wolfe`` (SFW's rule under a K-sparse polytope per tensor: momentum 0.9 as the
   averaging, constant step ``lr / diameter``; spec E3 [R]) or ``sgd`` (unconstrained plain SGD).
 
