@@ -114,7 +114,7 @@ def test_initialization_constraints_scale_with_the_weights_and_make_them_feasibl
     torch.manual_seed(0)
     model = models.mlp([20, 10, 3])
     before = [p.detach().clone() for p in model.parameters()]
-    groups = C.initialization_constraints(model, kind, width=0.3, p=3.0, k_fraction=0.2)
+    groups = C.initialization_constraints(model, kind, diameter_factor=0.3, p=3.0, k_fraction=0.2)
     assert len(groups) == 4
     for group, original in zip(groups, before):
         p, constraint = group["params"][0], group["constraint"]
@@ -133,3 +133,47 @@ def test_lmo_into_a_given_buffer_equals_the_fresh_result(kind):
     torch.testing.assert_close(out, constraint.lmo(g))
     with pytest.raises(ValueError, match="shape"):
         constraint.lmo(g, out=torch.empty(12, dtype=torch.float64))
+
+
+def brute_force_l1_grid(n_dims, radius, steps):
+    """Every point of a regular grid inside the l1 ball of ``radius`` in ``n_dims`` dimensions (float64)."""
+    axis = torch.linspace(-radius, radius, steps, dtype=torch.float64)
+    grid = torch.cartesian_prod(*[axis] * n_dims).reshape(-1, n_dims)
+    return grid[grid.abs().sum(1) <= radius * (1 + 1e-12)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_l1_projection_is_the_nearest_point_of_a_fine_grid(seed):
+    v = 2.0 * torch.randn(2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    ball = C.L1Ball(2, radius=1.0)
+    grid = brute_force_l1_grid(2, 1.0, 1601)
+    nearest = grid[((grid - v) ** 2).sum(1).argmin()]
+    torch.testing.assert_close(ball.project(v), nearest, atol=2.5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("n", [3, 10, 200])
+def test_l1_projection_satisfies_the_variational_inequality_at_every_vertex(n):
+    """x = P(v) iff <v - x, s - x> <= 0 for every s of the ball; the ball is the hull of its 2n vertices."""
+    v = torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64) * 3
+    ball = C.L1Ball(n, radius=0.7)
+    x = ball.project(v)
+    assert ball.contains(x, tol=1e-12)
+    vertices = torch.tensor(np.array(l1_vertices(n, 0.7)))
+    assert float(((vertices - x) @ (v - x)).max()) <= 1e-10
+    inside = 0.1 * v / v.abs().sum()
+    torch.testing.assert_close(ball.project(inside), inside)
+
+
+def test_least_squares_on_l1_ball_matches_a_grid_minimum_and_has_zero_fw_gap():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(30, 2, generator=g, dtype=torch.float64), 3 * torch.randn(30, generator=g, dtype=torch.float64)
+    ball = C.L1Ball(2, radius=0.5)
+    x = C.least_squares_on_l1_ball(a, b, ball, iterations=3000)
+    grid = brute_force_l1_grid(2, 0.5, 2001)
+    nearest = grid[((grid @ a.T - b) ** 2).sum(1).argmin()]
+    torch.testing.assert_close(x, nearest, atol=1e-3, rtol=0)
+    a, b = torch.randn(100, 40, generator=g, dtype=torch.float64), torch.randn(100, generator=g, dtype=torch.float64)
+    ball = C.L1Ball(40, radius=0.3)
+    x = C.least_squares_on_l1_ball(a, b, ball, iterations=5000)
+    gradient = a.T @ (a @ x - b) / 100
+    assert float(gradient @ (x - ball.lmo(gradient))) < 1e-10, "FW gap of the solution"

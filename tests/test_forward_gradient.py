@@ -79,16 +79,30 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("kind", fg.DIRECTIONS)
-def test_layerwise_forward_gradient_equals_the_torch_func_estimate(activation, kind):
+@pytest.mark.parametrize("directions", [1, 3])
+def test_layerwise_forward_gradient_equals_the_torch_func_estimate(activation, kind, directions):
     """Same draws, same phi as projected_forward_gradient (torch.func.jvp), and the generator ends in the same state."""
     torch.manual_seed(0)
     model = models.mlp([6, 5, 4, 3], activation=activation).double()
     x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 3, (8,))
     loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, x, y)
     reference_gen, gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    loss, phi = fg.projected_forward_gradient(loss_of, fg.model_parameters(model), kind=kind, generator=reference_gen)
-    value = fg.layerwise_forward_gradient(model, torch.nn.functional.cross_entropy, x, y, generator=gen, kind=kind)
+    loss, phi = fg.projected_forward_gradient(loss_of, fg.model_parameters(model), kind=kind, generator=reference_gen,
+                                              directions=directions)
+    value = fg.layerwise_forward_gradient(model, torch.nn.functional.cross_entropy, x, y, generator=gen, kind=kind,
+                                          directions=directions)
     torch.testing.assert_close(value, loss)
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, phi[name], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(torch.randn(3, generator=gen), torch.randn(3, generator=reference_gen))
+
+
+@pytest.mark.parametrize("directions", [1, 3])
+def test_forward_gradient_of_known_equals_the_jvp_estimate_from_the_same_draws(directions):
+    loss, theta, grad = quadratic_setup()
+    _, phi = fg.projected_forward_gradient(loss, theta, directions=directions,
+                                           generator=torch.Generator().manual_seed(7))
+    known = fg.forward_gradient_of_known(grad, directions=directions, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(known, phi["w"])
+    with pytest.raises(ValueError, match="directions"):
+        fg.forward_gradient_of_known(grad, directions=0)

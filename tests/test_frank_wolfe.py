@@ -1,10 +1,16 @@
 """Frank-Wolfe: the textbook O(1/k) bound, feasibility of iterates, class vs functional core."""
 
+import copy
+
 import pytest
 import torch
 
 from beyond_backprop.optim import constraints as C
-from beyond_backprop.optim.frank_wolfe import FrankWolfe, frank_wolfe_update, named_schedule
+from beyond_backprop.optim.frank_wolfe import (
+    FrankWolfe,
+    frank_wolfe_update,
+    named_schedule,
+)
 
 
 def problem(d=30, seed=0):
@@ -143,3 +149,50 @@ def test_step_allocates_no_parameter_sized_tensor():
     with PeakMemory("cpu") as meter:
         opt.step()
     assert meter.bytes <= 4 * n * 1.1  # one |d| temporary, never d, s or d * (p - s)
+
+
+def linear_model_with_fw(seed: int, schedule: str = "nonconvex"):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(6, 3).double()
+    groups = C.initialization_constraints(model, "k-sparse", 2.0, k_fraction=0.3)
+    return model, FrankWolfe(groups, schedule=schedule, averaging=True)
+
+
+def loss_step(model, optimizer, k):
+    g = torch.Generator().manual_seed(100 + k)
+    x, y = torch.randn(5, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("schedule", ["nonconvex", "convex"])
+def test_state_dict_restores_the_schedule_position_and_steps_in_lockstep(schedule):
+    """torch's restore-and-step check: a copy loaded from state_dict after 5 steps takes the same next 5 steps."""
+    model, optimizer = linear_model_with_fw(0, schedule)
+    for k in range(5):
+        loss_step(model, optimizer, k)
+    saved = copy.deepcopy(optimizer.state_dict())  # torch's state_dict holds references to the live state
+    assert all(state["step"] == 5 for state in saved["state"].values())
+    twin, restored = linear_model_with_fw(1, schedule)
+    twin.load_state_dict(model.state_dict())
+    restored.load_state_dict(saved)
+    for k in range(5, 10):
+        loss_step(model, optimizer, k)
+        loss_step(twin, restored, k)
+        for p, q in zip(model.parameters(), twin.parameters()):
+            torch.testing.assert_close(q, p, rtol=0, atol=0)
+
+
+def test_step_with_an_iterator_of_estimates_equals_step_with_grad():
+    model, optimizer = linear_model_with_fw(0)
+    twin, twin_optimizer = linear_model_with_fw(0)
+    for k in range(6):
+        loss_step(model, optimizer, k)
+        g = torch.Generator().manual_seed(100 + k)
+        x, y = torch.randn(5, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g)
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x), y), list(twin.parameters()))
+        twin_optimizer.step_with(iter(grads))
+        for p, q in zip(model.parameters(), twin.parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-14)
+        assert all(p.grad is None for p in twin.parameters())

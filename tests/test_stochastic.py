@@ -136,3 +136,28 @@ def test_plain_pfg_fw_is_the_unaveraged_step_with_the_theory_schedule():
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(ValueError, match="invalid|needs|only"):
         MinibatchMLP([5, 8, 3], **kwargs)
+
+
+@pytest.mark.parametrize(("averaging", "schedule", "directions"),
+                         [(True, "nonconvex", 1), (True, "sfw", 1), (False, "nonconvex", 1), (True, "nonconvex", 4)])
+def test_forward_fw_step_without_a_gradient_buffer_matches_the_grad_buffer_step_for_20_steps(averaging, schedule,
+                                                                                            directions):
+    """The step that folds each redrawn tangent into the FW direction against estimate_gradient + optimizer.step()
+    (the step with a .grad buffer), from the same generators: equal to float round-off over 20 steps."""
+    problem = blobs(n=200)
+    solver = MinibatchMLP([5, 8, 8, 3], gradient="forward", update="frank-wolfe", batch=32, averaging=averaging,
+                          schedule=schedule, directions=directions)
+    folded = solver.init(problem, torch.Generator().manual_seed(4))
+    buffered = solver.init(problem, torch.Generator().manual_seed(4))
+    for _ in range(20):
+        folded = solver.step_in_place(folded, problem)
+        rows = torch.randint(0, 200, (32,), generator=buffered.batches)
+        estimate_gradient(buffered.model, problem.x[rows], problem.y[rows], forward=True,
+                          generator=buffered.directions, directions=directions)
+        buffered.optimizer.step()
+        buffered.model.zero_grad(set_to_none=True)
+        assert all(p.grad is None for p in folded.model.parameters())
+    for p, q in zip(folded.model.parameters(), buffered.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(next(folded.model.parameters()), next(solver.init(
+        problem, torch.Generator().manual_seed(4)).model.parameters())), "the steps moved the weights"

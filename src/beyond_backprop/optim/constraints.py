@@ -85,6 +85,33 @@ class L1Ball(ConstraintSet):
         s.zero_()
         s.view(-1)[i] = torch.where(flat[i] < 0, s.new_tensor(self.radius), s.new_tensor(-self.radius))
 
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        """Return ``argmin over ||x||_1 <= radius of ||x - v||_2`` (Euclidean projection; Duchi et al. 2008,
+        sort-based, O(n log n)); a feasible ``v`` comes back as a copy."""
+        if v.abs().sum() <= self.radius:
+            return v.clone()
+        magnitudes = v.abs().reshape(-1).sort(descending=True).values
+        cumulative = magnitudes.cumsum(0)
+        index = torch.arange(1, len(magnitudes) + 1, dtype=v.dtype, device=v.device)
+        last = torch.nonzero(magnitudes * index > cumulative - self.radius).max()
+        shift = (cumulative[last] - self.radius) / (last + 1)
+        return torch.sign(v) * (v.abs() - shift).clamp_min(0)
+
+
+def least_squares_on_l1_ball(a: torch.Tensor, b: torch.Tensor, ball: L1Ball, iterations: int) -> torch.Tensor:
+    """``argmin over ||x||_1 <= radius of (1/2n) ||A x - b||^2`` by FISTA with :meth:`L1Ball.project`
+    (step 1/L, L = ||A||_2^2 / n), from x = 0; a reference solution for Frank-Wolfe runs."""
+    n = a.shape[0]
+    step = n / float(torch.linalg.matrix_norm(a, ord=2) ** 2)
+    x = y = torch.zeros(a.shape[1], dtype=a.dtype, device=a.device)
+    t = 1.0
+    for _ in range(iterations):
+        x_next = ball.project(y - step * a.T @ (a @ y - b) / n)
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        y = x_next + (t - 1) / t_next * (x_next - x)
+        x, t = x_next, t_next
+    return x
+
 
 class L2Ball(ConstraintSet):
     """``||x||_2 <= radius``. LMO: ``-radius * g / ||g||_2`` (0 when ``g = 0``)."""
@@ -184,22 +211,23 @@ def make_set(kind: str, n: int, *, diameter: float, p: float = 2.0, k_fraction: 
     raise ValueError(f"invalid constraint kind {kind!r}; expected one of {', '.join(SETS)}")
 
 
-def initialization_constraints(model: nn.Module, kind: str, width: float, **options) -> list[dict]:
-    """Per-tensor sets whose L2 diameter is ``2 * width * ||W_init||_2`` (SFW's "initialization" mode).
+def initialization_constraints(model: nn.Module, kind: str, diameter_factor: float, **options) -> list[dict]:
+    """Per-tensor sets whose L2 diameter is ``2 * diameter_factor * ||W_init||_2`` (SFW's "initialization" mode,
+    where this factor is called the width ``w``).
 
     The norm of each parameter as it is now stands for its initial scale, so call this on a freshly
     initialised model; unlike SFW, the live model's weights are never reset. Parameters are then
     rescaled inside their sets (``shift_inside``). Returns ``torch.optim`` parameter groups
     ``{"params": [p], "constraint": set}``.
     """
-    if width <= 0:
-        raise ValueError(f"invalid width {width!r}; expected > 0")
+    if diameter_factor <= 0:
+        raise ValueError(f"invalid diameter_factor {diameter_factor!r}; expected > 0")
     groups = []
     for p in model.parameters():
         scale = float(torch.linalg.vector_norm(p.detach()))
         if scale == 0:
             scale = 1.0 / math.sqrt(p.numel())
-        constraint = make_set(kind, p.numel(), diameter=2 * width * scale, **options)
+        constraint = make_set(kind, p.numel(), diameter=2 * diameter_factor * scale, **options)
         with torch.no_grad():
             p.copy_(constraint.shift_inside(p))
         groups.append({"params": [p], "constraint": constraint})

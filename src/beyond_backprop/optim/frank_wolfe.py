@@ -13,7 +13,7 @@ averaged PFG-FW (Rostami & Kia, Alg. "Averaged PF-FW"; the averaging is Mokhtari
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -48,25 +48,27 @@ def frank_wolfe_update(
     constraints: Sequence[ConstraintSet],
     *,
     gamma: float | Sequence[float],
-    rho: float,
+    rho: float | Sequence[float],
     buffer: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """One FW step in place on ``params``; returns the new directions ``d_k`` and the FW gap.
 
     ``directions[i]`` is ``d_{k-1}`` (``None`` on the first step, treated as 0) and is averaged in
     place; ``rho = 1`` means no averaging, and then ``d_k`` is the estimate itself (no copy).
-    ``gamma`` is one step for every tensor or one per tensor. ``buffer`` (at least as many entries
+    ``gamma`` and ``rho`` are one value for every tensor or one per tensor. ``estimates`` may be an iterator
+    that makes each estimate when asked: then one estimate is alive at a time. ``buffer`` (at least as many entries
     as the largest tensor, same dtype) receives each LMO vertex in turn, so the step allocates no
     parameter-sized tensor.
     """
     gammas = [gamma] * len(params) if isinstance(gamma, (int, float)) else list(gamma)
     if len(gammas) != len(params) or not all(0 <= g <= 1 for g in gammas):
         raise ValueError(f"invalid gamma {gamma!r}; expected 0 <= gamma <= 1, one value or one per tensor")
-    if not 0 < rho <= 1:
-        raise ValueError(f"invalid rho {rho!r}; expected 0 < rho <= 1")
+    rhos = [rho] * len(params) if isinstance(rho, (int, float)) else list(rho)
+    if len(rhos) != len(params) or not all(0 < r <= 1 for r in rhos):
+        raise ValueError(f"invalid rho {rho!r}; expected 0 < rho <= 1, one value or one per tensor")
     new_directions, gap = [], torch.zeros((), dtype=params[0].dtype, device=params[0].device)
-    for p, g, d, c, step in zip(params, estimates, directions, constraints, gammas):
-        d = g if d is None or rho == 1 else d.mul_(1 - rho).add_(g, alpha=rho)
+    for p, g, d, c, step, weight in zip(params, estimates, directions, constraints, gammas, rhos):
+        d = g if d is None or weight == 1 else d.mul_(1 - weight).add_(g, alpha=weight)
         s = c.lmo(d, out=None if buffer is None else buffer[:d.numel()].view_as(d))
         flat = d.reshape(-1)
         gap = gap + (flat @ p.reshape(-1) - flat @ s.reshape(-1))
@@ -90,7 +92,9 @@ class FrankWolfe(torch.optim.Optimizer):
             ``rescale='diameter'``: ``gamma = min(1, gamma_k * step_scale / D)``, so that a step moves the
             tensor by about ``step_scale`` whatever the set's size. ``None``: the same step for all.
 
-    After :meth:`step`, ``fw_gap`` holds the FW gap of the direction used (a 0-d tensor).
+    Each tensor's schedule position is its optimiser state ``step`` (as in ``torch.optim.Adam``), so
+    ``state_dict``/``load_state_dict`` resume the schedule where it was. After :meth:`step`, ``fw_gap`` holds
+    the FW gap of the direction used (a 0-d tensor).
     """
 
     def __init__(self, params, schedule: str | tuple[Schedule, Schedule] = "convex", averaging: bool = False,
@@ -110,7 +114,6 @@ class FrankWolfe(torch.optim.Optimizer):
         self.schedule, self.gamma, self.rho = schedule, gamma, rho
         self.averaging, self.step_scale = averaging, step_scale
         self.rescale = rescale
-        self.iteration = 0
         self._buffer: torch.Tensor | None = None  # one LMO vertex at a time, sized for the largest tensor
         self.fw_gap = torch.zeros(())
 
@@ -126,26 +129,41 @@ class FrankWolfe(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """One FW step of every parameter with a ``.grad``, using ``.grad`` as its estimate."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         groups = [g for g in self.param_groups if g["params"][0].grad is not None]
-        if not groups:
-            return loss
-        params = [g["params"][0] for g in groups]
-        directions = [self.state[p].get("direction") for p in params]
-        base = self.gamma(self.iteration) * self.step_scale
-        gammas = [min(1.0, base / g["constraint"].diameter if self.rescale == "diameter" else base) for g in groups]
-        rho = self.rho(self.iteration) if self.averaging else 1.0
-        new_directions, self.fw_gap = frank_wolfe_update(
-            params, [p.grad for p in params], directions, [g["constraint"] for g in groups], gamma=gammas, rho=rho,
-            buffer=self._lmo_buffer(params))
-        if self.averaging:
-            for p, d in zip(params, new_directions):
-                self.state[p]["direction"] = d.clone() if d is p.grad else d  # the state never aliases .grad
-        self.iteration += 1
+        if groups:
+            self._update(groups, (g["params"][0].grad for g in groups))
         return loss
+
+    @torch.no_grad()
+    def step_with(self, estimates: Iterable[torch.Tensor]) -> None:
+        """One FW step of every parameter, in ``param_groups`` order, with ``estimates`` instead of ``.grad``.
+
+        An iterator that makes each estimate when asked (e.g.
+        :func:`~beyond_backprop.autodiff.forward_gradient.redrawn_estimates`) is folded into the averaged
+        direction tensor by tensor, ``d <- (1 - rho) d + rho phi``: no gradient buffer is ever allocated.
+        """
+        self._update(self.param_groups, estimates)
+
+    def _update(self, groups: list[dict], estimates: Iterable[torch.Tensor]) -> None:
+        params = [g["params"][0] for g in groups]
+        states = [self.state[p] for p in params]
+        steps = [state.get("step", 0) for state in states]
+        bases = [self.gamma(k) * self.step_scale for k in steps]
+        gammas = [min(1.0, base / g["constraint"].diameter if self.rescale == "diameter" else base)
+                  for base, g in zip(bases, groups)]
+        rhos = [self.rho(k) if self.averaging else 1.0 for k in steps]
+        new_directions, self.fw_gap = frank_wolfe_update(
+            params, estimates, [state.get("direction") for state in states], [g["constraint"] for g in groups],
+            gamma=gammas, rho=rhos, buffer=self._lmo_buffer(params))
+        for p, state, d, k in zip(params, states, new_directions, steps):
+            state["step"] = k + 1
+            if self.averaging:
+                state["direction"] = d.clone() if d is p.grad else d  # the state never aliases .grad
 
     def _lmo_buffer(self, params: list[torch.Tensor]) -> torch.Tensor:
         size = max(p.numel() for p in params)
