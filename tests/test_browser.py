@@ -44,7 +44,8 @@ SHUTDOWN_S = 20
 ERROR_PATTERN = re.compile(r"Traceback \(most recent call last\)|^\s*Cell In\[\d+\], line \d+", re.MULTILINE)
 
 # One entry per code cell of the visible notebook: its prompt and its outputs as they are rendered.
-READ_CELLS_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].map(cell => ({
+READ_CELLS_JS = """() => [...document.querySelectorAll(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')].map(cell => ({
     prompt: cell.querySelector('.jp-InputPrompt').innerText.trim(),
     outputs: [...cell.querySelectorAll('.jp-OutputArea-output')].map(out => ({
         mime: out.dataset.mimeType || '',
@@ -90,8 +91,8 @@ def copy_without_outputs(source: Path, target: Path) -> None:
 
 def write_broken_notebook(target: Path) -> None:
     """A notebook whose second cell raises: what the browser shows for it must read as an error."""
-    cells = [nbformat.v4.new_code_cell(source) for source in ("print('before')", "raise ValueError('broken on purpose')",
-                                                              "print('after')")]
+    sources = ("print('before')", "raise ValueError('broken on purpose')", "print('after')")
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, target)
@@ -142,7 +143,8 @@ def wait_until_answering(lab: Lab, server: subprocess.Popen) -> None:
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer within {SERVER_START_S} s; its log:\n{lab.log.read_text()[-3000:]}")
+                log = lab.log.read_text()[-3000:]
+                pytest.fail(f"jupyter lab did not answer within {SERVER_START_S} s; its log:\n{log}")
             time.sleep(0.3)
 
 

@@ -115,7 +115,9 @@ def test_the_target_crossing_is_timed_at_its_step_then_evaluation_thins_out(cloc
 
 
 def test_a_diverging_run_stops_and_is_flagged(clock):
-    make = lambda task, value: Scripted(clock, nan_from=4)
+    def make(task, value):
+        return Scripted(clock, nan_from=4)
+
     comparison = eb.compare({"fashion-mnist": tiny_task()}, [method(make)], budgets={"M": 1.0}, seeds=1)
     final = eb.finals(comparison)
     assert final["steps"].iloc[0] == 4 and not final["finite"].iloc[0]

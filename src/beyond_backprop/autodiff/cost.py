@@ -45,7 +45,8 @@ def directional_derivatives(f: Function, x: torch.Tensor, directions: torch.Tens
     linear layers become matrix products), otherwise one JVP per direction.
     """
     if directions.shape[1:] != x.shape:
-        raise ValueError(f"invalid directions shape {tuple(directions.shape)}; expected (k, {', '.join(map(str, x.shape))})")
+        expected = ", ".join(map(str, x.shape))
+        raise ValueError(f"invalid directions shape {tuple(directions.shape)}; expected (k, {expected})")
     if batched:
         return vmap(lambda v: jvp(f, x, v))(directions)
     return torch.stack([jvp(f, x, v) for v in directions])

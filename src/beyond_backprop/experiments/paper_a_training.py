@@ -115,7 +115,8 @@ def log_decay_share(history: pd.DataFrame, column: str = "fw_gap") -> tuple[floa
     second, fourth = values[(k > last / 4) & (k <= last / 2)], values[k > 3 * last / 4]
     if min(len(second), len(fourth)) < 3:
         return float("nan"), float("nan")
-    predicted = 1 - math.log(k[(k > last / 4) & (k <= last / 2)].median() + 1) / math.log(k[k > 3 * last / 4].median() + 1)
+    second, last_quarter = k[(k > last / 4) & (k <= last / 2)], k[k > 3 * last / 4]
+    predicted = 1 - math.log(second.median() + 1) / math.log(last_quarter.median() + 1)
     ratio = fourth.median() / second.median()
     sigma = 1.4826 * float(np.log(values[k > last / 4]).diff().abs().median()) / math.sqrt(2)
     spread = ratio * 1.2533 * sigma * math.sqrt(1 / len(second) + 1 / len(fourth))
@@ -200,9 +201,9 @@ def _bytes(tensors) -> int:
 def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y: torch.Tensor,
                 device: torch.device) -> dict[str, int]:
     """Bytes of one step's two phases, measured apart: the gradient phase (``activation_bytes``: backprop's tape,
-    the peak of its forward pass with the graph alive, or the forward-mode pass's primal and tangent buffers; ``gradient_bytes``: the estimate in ``.grad``, backprop
-    only) and the FW update (``tangent_bytes``: one tensor's redrawn tangents, forward only; ``update_bytes``:
-    the update's temporaries)."""
+    the peak of its forward pass with the graph alive, or the forward-mode pass's primal and tangent buffers;
+    ``gradient_bytes``: the estimate in ``.grad``, backprop only) and the FW update (``tangent_bytes``: one
+    tensor's redrawn tangents, forward only; ``update_bytes``: the update's temporaries)."""
     model, optimizer = state.model, state.optimizer
     if solver.gradient == "backprop":
         model.zero_grad(set_to_none=True)

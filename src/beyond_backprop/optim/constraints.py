@@ -124,7 +124,8 @@ class L2Ball(ConstraintSet):
 
     def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         size = torch.linalg.vector_norm(g)
-        torch.mul(g, torch.where(size > 0, -self.radius / size.clamp_min(torch.finfo(g.dtype).tiny), size.new_zeros(())), out=s)
+        scale = torch.where(size > 0, -self.radius / size.clamp_min(torch.finfo(g.dtype).tiny), size.new_zeros(()))
+        torch.mul(g, scale, out=s)
 
 
 class LInfBall(ConstraintSet):

@@ -112,8 +112,9 @@ def compare(tasks: Mapping[str, Task], methods: Sequence[Method], *, budgets: Ma
 
     Each run is evaluated at ``resolution`` and ``points`` (:func:`train_once`). The memory of a step is
     measured once per method and task, one step after the first seed's run (:func:`~.memory.step_cost`).
-    ``max_steps`` caps the steps (smoke runs: deterministic, but then the budget is no longer equal time). Grid values are chosen per task on training accuracy from one run at
-    half the budget with seed ``seed + 1000`` (:func:`choose`).
+    ``max_steps`` caps the steps (smoke runs: deterministic, but then the budget is no longer equal time).
+    Grid values are chosen per task on training accuracy from one run at half the budget with seed
+    ``seed + 1000`` (:func:`choose`).
     """
     if seeds < 1 or points < 1 or resolution < 0:
         raise ValueError(f"invalid seeds {seeds!r}, points {points!r} or resolution {resolution!r}; expected "
