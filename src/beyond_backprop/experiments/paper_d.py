@@ -145,7 +145,9 @@ def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *
     """Seconds per iteration against hidden width (on ``width_size`` training rows) and against training
     size (at the largest width); with ``exact_width``, the exact subproblem solver beside the quadratic
     one at that width on ``width_size`` rows. Every point is timed once per round, for ``repeats``
-    interleaved rounds, so that the spread between rounds measures the noise.
+    interleaved rounds, so that the spread between rounds measures the noise. A point shared by two sweeps
+    (the largest width at ``width_size`` rows, timed again by the size sweep and the exact pair) is timed
+    once per round and its time reported in each.
 
     Rows: ``round``, ``sweep`` (``width``, ``size`` or ``exact``), ``width``, ``size``, ``solver``,
     ``seconds_per_iteration``.
@@ -164,9 +166,11 @@ def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *
         history = run_dladmm(subset, net, options, iterations=iterations, seed=seed, evaluate_every=iterations)
         return float(history["seconds"].iloc[-1]) / iterations
 
-    rows = [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
-             "seconds_per_iteration": timed(width, size, solver)}
-            for r in range(repeats) for sweep, width, size, solver in points]
+    rows = []
+    for r in range(repeats):
+        seconds = {point: timed(*point) for point in dict.fromkeys(point[1:] for point in points)}
+        rows += [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
+                  "seconds_per_iteration": seconds[width, size, solver]} for sweep, width, size, solver in points]
     return pd.DataFrame(rows)
 
 
