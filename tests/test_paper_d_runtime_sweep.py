@@ -16,7 +16,8 @@ def _images(n: int = 30) -> data.ImageData:
 def test_runtime_sweep_times_a_shared_point_once_per_round(monkeypatch):
     calls = []
 
-    def fake_run(images, widths, options, *, iterations, seed, evaluate_every):
+    def fake_run(images, widths, options, *, iterations, seed, evaluate_every, reuse):
+        assert not reuse  # a timing is never taken from the run cache
         calls.append((widths[1], images.x_train.shape[0], options.subproblem))
         return pd.DataFrame({"seconds": [float(len(calls))]})
 

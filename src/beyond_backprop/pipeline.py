@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .catalogue import CATALOGUE, PROFILES, Entry, entry
 from .data.sources import DATA_ENV, DOWNLOAD_ENV, DataMissing, make_environment_absolute, resolve
+from .experiments import run_cache
 from .report import update_readme, verdict_counts, notebook_state, write_report
 from .results import FAILED, VERDICTS
 from .runtime import DeviceUnavailable, environment_manifest, project_root, resolve_device
@@ -148,7 +149,8 @@ def execute(job: Job) -> Outcome:
     device = job.parameters["device"]
     shown = {k: v for k, v in job.parameters.items() if k not in ("output_dir", "data_dir")}
     manifest = environment_manifest(resolve_device(device), job.parameters["seed"], notebook=job.entry.id,
-                                    status=status, minutes=round(minutes, 3), message=message, parameters=shown)
+                                    status=status, minutes=round(minutes, 3), message=message, parameters=shown,
+                                    shared_runs=run_cache.read_log(job.output))
     (job.output / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return Outcome(job.entry.id, status, minutes, message)
 
