@@ -7,11 +7,11 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 import torch
+from test_pipeline import fixture_catalogue, make_notebook, run  # noqa: F401 (a fixture)
 
 from beyond_backprop import catalogue, data, notebook, pipeline, report
 from beyond_backprop.experiments import paper_d, run_cache
 from beyond_backprop.optim.dladmm import PAPER
-from test_pipeline import fixture_catalogue, make_notebook, run  # noqa: F401 (a fixture)
 
 WIDTHS = [6, 5, 5, 3]
 
@@ -116,14 +116,15 @@ paper_d.run_dladmm(data.ImageData("fashion-mnist", x, y, x, y, "synthetic"), [6,
 '''
 
 
-def test_the_manifest_names_a_run_reused_from_another_notebook(fixture_catalogue, capsys, monkeypatch):
-    notebooks = fixture_catalogue / "notebooks"
+@pytest.mark.usefixtures("fixture_catalogue")
+def test_the_manifest_names_a_run_reused_from_another_notebook(tmp_path, capsys, monkeypatch):
+    notebooks = tmp_path / "notebooks"
     for notebook_id in ("Z1", "Z6"):
         make_notebook(notebooks / f"{notebook_id}_shared.ipynb", SHARED_RUN.format(id=notebook_id))
     entries = tuple(replace(e, notebook=f"{e.id}_shared.ipynb") for e in pipeline.CATALOGUE if e.id in ("Z1", "Z6"))
     for module in (pipeline, report, catalogue):
         monkeypatch.setattr(module, "CATALOGUE", entries)
-    output = fixture_catalogue / "out"
+    output = tmp_path / "out"
     run(capsys, "Z1", "Z6", "--output", str(output), "--profile", "smoke")
     manifests = {i: json.loads((output / i / "manifest.json").read_text()) for i in ("Z1", "Z6")}
     assert [r["status"] for r in manifests["Z1"]["shared_runs"]] == ["computed"]
