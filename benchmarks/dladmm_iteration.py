@@ -20,7 +20,7 @@ import torch
 
 from beyond_backprop import benchmark_records, data, runtime
 from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 PRESETS = {"paper": PAPER, "official": OFFICIAL}
 PAPER = "6.74 s (KDD Table 2, 60,000 images, GTX 1080 Ti)"

@@ -18,7 +18,7 @@ import torch
 
 from beyond_backprop import data, runtime
 from beyond_backprop.optim.admm_taylor import TaylorADMM, TaylorState, least_squares
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 
 class PinvEveryLayer(TaylorADMM):

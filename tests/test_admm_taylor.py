@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from beyond_backprop.optim.admm_taylor import TaylorADMM, least_squares, pseudo_inverse
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
+from beyond_backprop.problem import Problem, Split
 
 
 def toy_problem(seed: int = 0, n: int = 100, d: int = 6) -> Problem:

@@ -11,7 +11,7 @@ import torch
 from beyond_backprop import claims, results
 from beyond_backprop.claims.paper_c import TABLE4, TABLE5, TABLE_EPOCHS
 from beyond_backprop.experiments import paper_c
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 EPOCHS = np.arange(1, 201)
 
@@ -299,9 +299,14 @@ def test_sensitivity_runs_a_setting_shared_by_both_sweeps_once(monkeypatch):
     assert len(calls) == 3  # (1e-3, 100) is the Table-3 rho of cora at eps0 = 100
 
 
-def test_runtime_sweep_interleaves_rounds_over_every_point():
+def test_runtime_sweep_interleaves_rounds_over_every_point(monkeypatch):
+    stepped = []
+    real = paper_c.MDLAM.step
+    monkeypatch.setattr(paper_c.MDLAM, "step", lambda self, state, problem: stepped.append(state.k)
+                        or real(self, state, problem))
     timings = paper_c.runtime_sweep(tiny_task(), widths=[4, 8], rhos=[1e-6, 1.0], repeats=2)
     assert list(timings["repeat"]) == [0] * 4 + [1] * 4
+    assert stepped == [0, 1] * 4 + [2] * 4 + [3] * 4  # two warm-up epochs, then epochs 3 and 4 of every point
     assert (timings["seconds"] > 0).all()
     with pytest.raises(ValueError, match="repeats"):
         paper_c.runtime_sweep(tiny_task(), widths=[4], rhos=[1.0], repeats=0)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from beyond_backprop.models import cross_entropy_sum, mlp_logits
+from beyond_backprop.optim.admm_blocks import backtrack, update_z_last, update_z_relu
 from beyond_backprop.optim.dladmm import (
-    DLADMM, OFFICIAL, PAPER, DLADMMOptions, activation_objective, backtrack, update_a, update_w,
-    update_z_last, update_z_relu, weight_objective,
+    DLADMM, OFFICIAL, PAPER, DLADMMOptions, activation_objective, update_a, update_w, weight_objective,
 )
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -12,11 +12,12 @@ import torch
 from torch.nn.functional import one_hot
 
 from beyond_backprop.optim import dladmm_gcn
-from beyond_backprop.optim.dladmm import backtrack, update_z_last
+from beyond_backprop.optim.admm_blocks import backtrack, update_z_last
 from beyond_backprop.optim.dladmm_gcn import (
     GCN_T0, OFFICIAL, PAPER, DLADMMGCN, GCNOperators, GCNOptions, training_rows, update_z2_code, weight_decay,
 )
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
+from beyond_backprop.problem import Problem, Split
 from beyond_backprop.runtime import PeakMemory
 
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from beyond_backprop.optim import quadratic_blocks
-from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState, update_z_last
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.optim.admm_blocks import update_z_last
+from beyond_backprop.optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions, DLADMMState
 from beyond_backprop.optim.quadratic_blocks import (
     accepted_step, activation_gradient, activation_step, weight_gradient, weight_step,
 )
+from beyond_backprop.problem import Problem, Split
 
 # the official-style options as they were before the presets: the OFFICIAL preset must step exactly like them
 OFFICIAL_BEFORE = {"nu": None, "rho_rule": "code", "faithful": True, "z_last_init": "labels", "fista_step": 4.0}

@@ -13,8 +13,8 @@ import torch
 
 from beyond_backprop import models
 from beyond_backprop.experiments import equal_budget as eb
-from beyond_backprop.optim.solver import Problem, Split
 from beyond_backprop.optim.stochastic import MinibatchMLP
+from beyond_backprop.problem import Problem, Split
 
 STEP, EVALUATION = 0.02, 0.05
 

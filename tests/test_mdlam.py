@@ -10,7 +10,7 @@ from beyond_backprop.optim.mdlam import (
     BACKTRACKING_TESTS, MDLAM, OFFICIAL, PAPER, MDLAMOptions, nesterov_weight, penalty, update_a, update_b,
     update_w, update_z_hidden, update_z_last, update_z_last_fista,
 )
-from beyond_backprop.optim.solver import Problem, Split
+from beyond_backprop.problem import Problem, Split
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import torch
 
 from beyond_backprop import models
 from beyond_backprop.optim.gradient import TorchOptimizer
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
+from beyond_backprop.problem import Problem, Split
 
 
 def test_mlp_layout_and_validation():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from beyond_backprop.optim.dladmm import DLADMM
 from beyond_backprop.optim.dladmm_gcn import DLADMMGCN
 from beyond_backprop.optim.gradient import TorchOptimizer
 from beyond_backprop.optim.mdlam import MDLAM
-from beyond_backprop.optim.solver import METRICS, Problem, Split, run_history
+from beyond_backprop.problem import Problem, Split
+from beyond_backprop.optim.solver import METRICS, run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP
 
 
@@ -168,3 +171,63 @@ def test_gradient_init_is_the_documented_normal_from_the_generator():
     weights = torch.cat([p.detach().flatten() for p in one.model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(one.model.parameters(), two.model.parameters()))
     assert abs(float(weights.std()) - 0.1) < 0.02 and abs(float(weights.mean())) < 0.02
+
+
+def contents(value) -> list:
+    """Every tensor, generator state and number reachable from a solver state, in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, torch.Generator):
+        return [value.get_state()]
+    if isinstance(value, torch.nn.Module):
+        return contents(value.state_dict())
+    if isinstance(value, torch.optim.Optimizer):
+        return contents(value.state_dict()["state"])
+    if dataclasses.is_dataclass(value):
+        return [item for f in dataclasses.fields(value) for item in contents(getattr(value, f.name))]
+    if isinstance(value, dict):
+        return [item for key in sorted(value, key=str) for item in contents(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in contents(v)]
+    return [value]
+
+
+def same(one: list, two: list) -> bool:
+    return len(one) == len(two) and all(
+        torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(one, two))
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_step_is_pure(name):
+    """The step rule: ``step`` returns the new state and leaves its input, tensors and fields, as it was."""
+    problem = separable()
+    solver = SOLVERS[name](problem)
+    state = solver.init(problem, torch.Generator().manual_seed(0))
+    state = solver.step(solver.step(state, problem), problem)  # past the first step: every buffer exists
+    before = copy.deepcopy(contents(state))
+    after = solver.step(state, problem)
+    assert same(contents(state), before), f"{name}: step changed its input state"
+    assert after.k == state.k + 1 and not same(contents(after), before)
+    again = solver.step(state, problem)  # the old state steps again to the same new state
+    assert same(contents(again), contents(after))
+
+
+
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", SOLVERS)
+def test_init_draws_on_the_generator_device(name, device):
+    """The generator rule: a generator on the problem's device works, one seed gives one initial state, and the
+    state lives on the problem's device."""
+    problem = separable()
+    problem = Problem(Split(problem.x.to(device), problem.y.to(device)),
+                      {"test": Split(problem.evaluate["test"].inputs.to(device), problem.y.to(device))})
+    solver = SOLVERS[name](problem)
+    one, two = (solver.init(problem, torch.Generator(device=device).manual_seed(5)) for _ in range(2))
+    assert same(contents(one), contents(two))
+    drawn = [t for t in contents(one) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == 2]
+    assert drawn and all(t.device.type == device for t in drawn)
+    other = solver.init(problem, torch.Generator(device=device).manual_seed(6))
+    assert not same(contents(one), contents(other))

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from beyond_backprop import models
-from beyond_backprop.optim.solver import Problem, Split, run_history
+from beyond_backprop.optim.solver import run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP, estimate_gradient
+from beyond_backprop.problem import Problem, Split
 
 
 def blobs(n: int = 90, d: int = 5, classes: int = 3, seed: int = 0) -> Problem:

@@ -82,6 +82,16 @@ def mlp_logits(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], 
 INIT_STD = 0.1  # N(0, 0.1²) for every weight and bias: the dlADMM and mDLAM codes' initialisation
 
 
+def draw_normal(shape: Sequence[int], std: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """N(0, std²) of ``shape`` drawn on ``generator.device``, then moved to ``like``'s device (dtype of ``like``).
+
+    The package's generator rule: a solver draws on its generator's device, so one seed gives one
+    initial state on any device when the generator stays on the CPU.
+    """
+    drawn = torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=like.dtype)
+    return drawn.mul_(std).to(like.device)
+
+
 def init_normal_(model: nn.Module, generator: torch.Generator, std: float = INIT_STD) -> nn.Module:
     """Every parameter of ``model`` ~ N(0, std²), drawn in order from ``generator`` (on its device).
 
@@ -90,7 +100,7 @@ def init_normal_(model: nn.Module, generator: torch.Generator, std: float = INIT
     """
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.copy_(std * torch.randn(parameter.shape, generator=generator, device=generator.device))
+            parameter.copy_(draw_normal(parameter.shape, std, generator, parameter))
     return model
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..optim.solver import Problem, Split
+from ..problem import Problem, Split
 from .sources import resolve, spec
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist", "mnist-subset")
@@ -61,7 +61,7 @@ class ImageData:
                          self.x_test.to(device), self.y_test.to(device), self.source)
 
     def problem(self, classes: int = 10) -> Problem:
-        """The training images as a solver :class:`~beyond_backprop.optim.solver.Problem`, the test images as
+        """The training images as a solver :class:`~beyond_backprop.problem.Problem`, the test images as
         its split ``test``."""
         return Problem(Split(self.x_train, self.y_train), {"test": Split(self.x_test, self.y_test)}, classes=classes)
 

@@ -30,8 +30,9 @@ from ..optim.dladmm import DLADMM, PAPER
 from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
 from ..optim.mdlam import MDLAM
-from ..optim.solver import Problem, Solver, run_history
+from ..optim.solver import Solver, run_history
 from ..optim.stochastic import BATCH, MinibatchMLP
+from ..problem import Problem
 from ..results import Measurement
 from ..runtime import PeakMemory
 from . import paper_c, paper_d

@@ -16,8 +16,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import ImageData
-from ..optim.solver import Problem, Split, run_history
+from ..optim.solver import run_history
 from ..optim.stochastic import MinibatchMLP, estimate_gradient
+from ..problem import Problem, Split
 from ..runtime import PeakMemory, Timer
 from ..results import Measurement
 

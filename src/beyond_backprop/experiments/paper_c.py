@@ -28,7 +28,8 @@ from ..fits import loglog_slope
 from ..optim.dladmm import DLADMM
 from ..optim.gradient import TorchOptimizer
 from ..optim.mdlam import MDLAM, OFFICIAL, PAPER, MDLAMOptions
-from ..optim.solver import Problem, Split, run_history
+from ..optim.solver import run_history
+from ..problem import Problem, Split
 from ..results import Measurement
 from ..runtime import Timer
 from .histories import final_accuracy
@@ -211,18 +212,17 @@ def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, ev
     ``evaluate_every``-th epoch and the last (the test pass costs as much as a large part of an mDLAM epoch).
 
     The baselines (:class:`~beyond_backprop.optim.gradient.TorchOptimizer`) use the Table-3 learning rates and
-    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a generator seeded with
-    ``seed`` (dlADMM's on the task's device, as it draws there).
+    mean-reduced cross-entropy (spec §5.8). Every method starts from N(0, 0.1²) drawn from a CPU generator seeded
+    with ``seed``, so a run starts from the same values on any device.
     """
     problem = task.problem
-    solvers = {"mdlam": (mdlam_solver(task, width=width), "cpu"),
-               "dladmm": (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
+    solvers = {"mdlam": mdlam_solver(task, width=width), "dladmm": DLADMM(task.widths(width), rho=DLADMM_RHO)}
     for method, rates in LEARNING_RATES.items():
         build = lambda _: models.mlp(task.widths(width))  # noqa: E731
-        solvers[method] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
+        solvers[method] = TorchOptimizer(build, method, lr=rates[task.name])
     frames = []
-    for method, (solver, generator_device) in solvers.items():
-        state = solver.init(problem, torch.Generator(device=generator_device).manual_seed(seed))
+    for method, solver in solvers.items():
+        state = solver.init(problem, torch.Generator().manual_seed(seed))
         _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
@@ -248,9 +248,9 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
                   seed: int = 0) -> pd.DataFrame:
     """C3: seconds of one mDLAM epoch against hidden width (Table-3 rho) and against rho (width 100).
 
-    Each point's solver is first run for two epochs, so that the timed epoch extrapolates and runs the
-    safeguard; the timed epochs of all points are interleaved, ``repeats`` rounds, so that a slow spell
-    of a shared machine hits every point alike. One row per (point, round).
+    Each point's solver is first run for two epochs, so that every timed epoch extrapolates and runs the
+    safeguard; round ``r`` then times epoch ``3 + r`` of every point, the points interleaved so that a
+    slow spell of a shared machine hits every point alike. One row per (point, round).
     """
     if repeats < 1:
         raise ValueError(f"invalid repeats {repeats!r}; expected >= 1")
@@ -264,9 +264,10 @@ def runtime_sweep(task: NodeTask, *, widths: list[int], rhos: list[float], repea
         prepared.append((sweep, value, solver, state))
     rows = []
     for repeat in range(repeats):
-        for sweep, value, solver, state in prepared:
+        for point, (sweep, value, solver, state) in enumerate(prepared):
             with Timer(problem.device) as timer:
-                solver.step(state, problem)
+                state = solver.step(state, problem)
+            prepared[point] = (sweep, value, solver, state)
             rows.append({"dataset": task.name, "sweep": sweep, "value": value, "repeat": repeat,
                          "seconds": timer.seconds})
     return pd.DataFrame(rows)

@@ -23,7 +23,8 @@ from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
 from ..optim import dladmm_gcn
 from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
-from ..optim.solver import Problem, Solver, Split, run_history
+from ..optim.solver import Solver, run_history
+from ..problem import Problem, Split
 from . import run_cache
 from .histories import final_accuracy
 from ..results import Measurement

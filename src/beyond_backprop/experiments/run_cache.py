@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..optim.solver import Problem, Solver
+from ..optim.solver import Solver
+from ..problem import Problem
 
 FOLDER = ".runs"  # under the output folder, beside the notebooks' folders
 LOG = "runs.json"  # in a notebook's output folder: the runs it computed or reused

@@ -31,10 +31,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .dladmm import exact_a, update_z_last, update_z_relu
-from .solver import Problem, Split
-
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .admm_blocks import exact_a, update_z_last, update_z_relu
 
 
 def _with_ones(a: torch.Tensor) -> torch.Tensor:
@@ -112,8 +111,7 @@ class TaylorADMM:
     def init(self, problem: Problem, generator: torch.Generator) -> TaylorState:
         """W ~ N(0, std²); z, a by the forward pass on the training rows; ``λ = 0``; the inputs' pseudo-inverse."""
         x = problem.x
-        weights = [self.init_std * torch.randn(n, m + 1, generator=generator, device=x.device, dtype=x.dtype)
-                   for m, n in zip(self.widths[:-1], self.widths[1:])]
+        weights = [draw_normal((n, m + 1), self.init_std, generator, x) for m, n in zip(self.widths[:-1], self.widths[1:])]
         z, a, h = [], [], x
         for w in weights:
             z.append(_with_ones(h) @ w.T)

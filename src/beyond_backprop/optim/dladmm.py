@@ -35,95 +35,23 @@ and each layer's product ``a_{l-1} W_l^T`` is kept current instead of recomputed
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .quadratic_blocks import MAX_TRIES, activation_step, weight_step
-from .solver import Problem, Split
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
+from .quadratic_blocks import activation_step, weight_step
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")
 SUBPROBLEMS = ("quadratic", "exact")
 
 
-def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
-              t: float, *, factor: float = 2.0, max_tries: int = MAX_TRIES) -> tuple[torch.Tensor, float]:
-    """Quadratic approximation with backtracking (Alg. 2 and 4): ``(x+, t)`` with ``x+ = x - g/t``.
-
-    ``t`` is multiplied by ``factor`` until ``f(x+) <= f(x) - ||g||^2 / (2t)`` (the sufficient-decrease
-    test ``f(x+) <= f(x) + <g, x+ - x> + t/2 ||x+ - x||^2``); after ``max_tries`` failures (rounding
-    near a minimiser) ``x`` is kept. One host sync per test.
-    """
-    if t <= 0:
-        raise ValueError(f"invalid t {t!r}; expected > 0")
-    f0, gg = objective(x), grad.square().sum()
-    for _ in range(max_tries):
-        step = x - grad / t
-        if bool(objective(step) <= f0 - gg / (2.0 * t)):
-            return step, t
-        t *= factor
-    return x, t
-
-
-def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weight_a: float = 1.0) -> torch.Tensor:
-    """Exact elementwise ``argmin_z weight_m (z - m)^2 + weight_a (a - relu(z))^2`` (two candidates).
-
-    ``z- = min(m, 0)`` is the best point with ``z <= 0``, at cost ``w_m relu(m)^2 + w_a a^2``;
-    ``z+ = (w_m m + w_a a)/(w_m + w_a)`` the best with ``z >= 0`` when it is positive, at cost
-    ``w_m w_a/(w_m + w_a) (a - m)^2``; ``z+`` is kept only where it is positive and strictly better (as
-    the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
-    """
-    total = weight_m + weight_a
-    z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
-    cost_pos = torch.sub(a, m).square_().mul_(weight_a / total)  # both costs divided by w_m
-    cost_neg = torch.clamp(m, min=0.0).square_().addcmul_(a, a, value=weight_a / weight_m)
-    keep = torch.lt(cost_pos, cost_neg).logical_and_(z > 0)
-    return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
-
-
-def update_z_last(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 2.0,
-                  tol: float = 1e-3, max_iter: int = 500, check_every: int = 5) -> torch.Tensor:
-    """FISTA for ``min_z R(z; y) + rho/2 ||z - target||^2`` from the warm start ``z``.
-
-    Prox-gradient step ``zeta+ = (rho target + z/step - (softmax(z) - y)) / (rho + 1/step)``, momentum
-    ``lam+ = (1 + sqrt(1 + 4 lam^2))/2``, ``z <- (1 - g) zeta+ + g zeta`` with ``g = (1 - lam)/lam+``;
-    stops when the objective changes by less than ``tol`` (tested every ``check_every`` steps).
-
-    .. note:: The code uses ``step=4``; 2 is ``1/H`` for the softmax cross-entropy (``H <= 1/2``).
-    """
-    if rho <= 0:
-        raise ValueError(f"invalid rho {rho!r}; expected > 0")
-
-    def objective(v: torch.Tensor) -> torch.Tensor:
-        return cross_entropy_sum(v, y) + 0.5 * rho * (v - target).square().sum()
-
-    zeta_prev, lam, f_old = z, 1.0, objective(z)
-    for i in range(1, max_iter + 1):
-        zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
-        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
-        gamma = (1.0 - lam) / lam_next
-        z = (1.0 - gamma) * zeta + gamma * zeta_prev
-        zeta_prev, lam = zeta, lam_next
-        if i % check_every == 0:
-            f_new = objective(zeta)
-            if bool((f_new - f_old).abs() < tol):
-                break
-            f_old = f_new
-    return zeta_prev
-
-
 def weight_objective(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
     """``phi_W = weight/2 ||target - a_prev W^T||^2`` (``target = z - b``, plus ``u/rho`` for layer L)."""
     return 0.5 * weight * (target - a_prev @ w.T).square().sum()
-
-
-def exact_w(a_prev: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The least-squares minimiser of ``phi_W``: ``(pinv(a_prev) target)^T``."""
-    return (torch.linalg.pinv(a_prev) @ target).T
 
 
 def update_w(w: torch.Tensor, a_prev: torch.Tensor, target: torch.Tensor, weight: float, theta: float,
@@ -139,15 +67,6 @@ def activation_objective(a: torch.Tensor, w_next: torch.Tensor, target_next: tor
                          h: torch.Tensor, weight: float) -> torch.Tensor:
     """``phi_a = weight_next/2 ||target_next - a W_{l+1}^T||^2 + weight/2 ||a - relu(z_l)||^2``."""
     return 0.5 * weight_next * (target_next - a @ w_next.T).square().sum() + 0.5 * weight * (a - h).square().sum()
-
-
-def exact_a(w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float, h: torch.Tensor,
-            weight: float) -> torch.Tensor:
-    """The minimiser of ``phi_a``: a Cholesky solve of ``(weight_next W^T W + weight I) a^T = ...``."""
-    eye = torch.eye(w_next.shape[1], dtype=h.dtype, device=h.device)
-    system = weight_next * w_next.T @ w_next + weight * eye
-    rhs = weight_next * target_next @ w_next + weight * h
-    return torch.cholesky_solve(rhs.T, torch.linalg.cholesky(system)).T
 
 
 def update_a(a: torch.Tensor, w_next: torch.Tensor, target_next: torch.Tensor, weight_next: float,
@@ -245,7 +164,7 @@ class DLADMM:
         def draw(*shape: int) -> torch.Tensor:
             if opts.shared_init:
                 generator.set_state(start)
-            return opts.init_std * torch.randn(*shape, generator=generator, device=x.device, dtype=x.dtype)
+            return draw_normal(shape, opts.init_std, generator, x)
 
         weights, biases = [], []
         for m, n in zip(self.widths[:-1], self.widths[1:]):

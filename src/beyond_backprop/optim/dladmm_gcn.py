@@ -14,7 +14,7 @@ One epoch::
     dual:     u <- u + rho (Z_2 - Â_T Z_1 W_2)
     every ``rho_every`` epochs: rho <- min(10 rho, rho_max)
 
-``BT`` is one gradient step with backtracking (:func:`~.dladmm.backtrack`), started at the code's
+``BT`` is one gradient step with backtracking (:func:`~.admm_blocks.backtrack`), started at the code's
 constant (W_1: 1, W_2: 1e-2, Z_1: 1e-3) or at half the last accepted value if that is larger, at most
 32 tries (``faithful`` and ``max_tries`` switch to the code's rule). Only ``Â``'s training rows enter
 the updates: :func:`gcn_operators` takes them from the sparse ``Â`` (``Â_{T,T}`` as a dense n_T×n_T
@@ -45,8 +45,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..models import cross_entropy_sum
-from .dladmm import backtrack, update_z_last
-from .solver import Problem, Split
+from ..problem import Problem, Split
+from .admm_blocks import backtrack, update_z_last
+from .fista import fista_momentum
 
 DECAYS = ("squared", "code")
 FISTA_LOOPS = ("project", "code")
@@ -87,7 +88,7 @@ def update_z2_code(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: 
                    check_every: int = 1, tol: float = FISTA_TOLERANCE, max_iter: int = FISTA_STEPS) -> torch.Tensor:
     """The code's ``update_z2``: FISTA for ``min_z CE(z; y) + rho/2 ||z - target||^2`` from ``z``.
 
-    The iteration is :func:`~.dladmm.update_z_last`'s, but the stopping test is made before a step, on
+    The iteration is :func:`~.admm_blocks.update_z_last`'s, but the stopping test is made before a step, on
     the momentum point ``z`` (every ``check_every`` steps; the code: every step), with the code's
     ``rho/2 torch.norm((z - target) ** 2)`` (``rho/2 sqrt(sum r^4)``) as the quadratic term, and the
     momentum point is returned.
@@ -102,7 +103,7 @@ def update_z2_code(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: 
             if abs(f_new - f_old) < tol:
                 break
             f_old = f_new
-        lam_next = (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        lam_next = fista_momentum(lam)
         gamma, lam, zeta_prev = (1.0 - lam) / lam_next, lam_next, zeta
         zeta = (rho * target + z / step - (torch.softmax(z, dim=1) - y)) / (rho + 1.0 / step)
         z = (1.0 - gamma) * zeta + gamma * zeta_prev
@@ -124,7 +125,7 @@ class GCNOptions:
         faithful: start every backtracking search at :data:`GCN_T0` (code) instead of the larger of it
             and half the last accepted value.
         max_tries: backtracking tests before the old value is kept (code: 33).
-        fista: the Z_2 loop, ``project`` (:func:`~.dladmm.update_z_last`: tests and returns the prox
+        fista: the Z_2 loop, ``project`` (:func:`~.admm_blocks.update_z_last`: tests and returns the prox
             point) or ``code`` (:func:`update_z2_code`).
         fista_step: the Z_2 FISTA step (2 = 1/H for the cross-entropy; code: 5).
         fista_check_every: steps between the Z_2 FISTA's stopping tests (code: 1).
@@ -267,7 +268,8 @@ class DLADMMGCN:
             if opts.shared_init:
                 generator.set_state(start)
             bound = math.sqrt(6.0 / sum(w.shape))
-            w.copy_(torch.rand(w.shape, generator=generator, dtype=dtype, device=dev) * 2 * bound - bound)
+            drawn = torch.rand(w.shape, generator=generator, dtype=dtype, device=generator.device)  # generator rule
+            w.copy_(drawn * 2 * bound - bound)
         hidden = torch.relu(adjacency @ (features @ w1))
         forward = (adjacency @ hidden)[index] @ w2 if opts.z2_init == "forward" else None
         for split in problem.evaluate.values():

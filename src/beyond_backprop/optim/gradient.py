@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from ..models import init_normal_
-from .solver import Problem, Split
+from ..problem import Problem, Split
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "gd": torch.optim.SGD,
@@ -21,11 +23,27 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 
 @dataclass
 class GradientState:
-    """The model and its optimizer (updated in place by ``step``), and the steps taken."""
+    """The model and its optimizer, and the steps taken."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     k: int = 0
+
+
+ModelState = TypeVar("ModelState")
+
+
+def copy_model_state(state: ModelState) -> ModelState:
+    """A deep copy of a state that holds a ``model`` (and its optimizer, generators, ...), for a pure ``step``.
+
+    Parameters, persistent buffers, optimizer state and generators are copied (the optimizer then
+    updates the copied parameters); the model's non-persistent buffers, constants such as a GCN's
+    adjacency, are shared. Gradients are not copied.
+    """
+    model = state.model
+    persistent = {id(tensor) for tensor in model.state_dict(keep_vars=True).values()}
+    constants = {id(buffer): buffer for buffer in model.buffers() if id(buffer) not in persistent}
+    return copy.deepcopy(state, memo=constants)
 
 
 class TorchOptimizer:
@@ -56,7 +74,8 @@ class TorchOptimizer:
         return GradientState(model, self.optimizer(model.parameters(), lr=self.lr, **self.hyper))
 
     def step(self, state: GradientState, problem: Problem) -> GradientState:
-        """One full-batch gradient step on the training split."""
+        """One full-batch gradient step on the training split, taken on a copy of ``state`` (pure)."""
+        state = copy_model_state(state)
         state.model.train()
         state.optimizer.zero_grad(set_to_none=True)
         logits = self.logits(state, problem, problem.train)

@@ -47,8 +47,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..models import cross_entropy_sum, mlp_logits
-from .solver import Problem, Split
+from ..models import cross_entropy_sum, draw_normal, mlp_logits
+from ..problem import Problem, Split
+from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
@@ -57,7 +58,7 @@ Block = Callable[[torch.Tensor], torch.Tensor]
 
 def nesterov_weight(s: float) -> tuple[float, float]:
     """``(w_k, s_{k+1})`` of the FISTA sequence from ``s_k``."""
-    s_next = (1.0 + math.sqrt(1.0 + 4.0 * s * s)) / 2.0
+    s_next = fista_momentum(s)
     return (s - 1.0) / s_next, s_next
 
 
@@ -143,7 +144,7 @@ def update_z_last_fista(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, r
         value = float(cross_entropy_sum(z, y) + 0.5 * rho * (z - m).square().sum())
         if abs(value - previous) < tolerance:
             break
-        previous, lam_next = value, (1.0 + math.sqrt(1.0 + 4.0 * lam * lam)) / 2.0
+        previous, lam_next = value, fista_momentum(lam)
         gamma, lam = (1.0 - lam) / lam_next, lam_next
         zeta_prev = zeta
         zeta = (rho * m + (z - step * (torch.softmax(z, dim=1) - y)) / step) / (rho + 1.0 / step)
@@ -270,8 +271,8 @@ class MDLAM:
             raise ValueError(f"invalid problem: {x.shape[1]} features and {y.shape[1]} classes; "
                              f"expected widths {self.widths}")
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
-        weights = tuple(0.1 * torch.randn(o, i, generator=generator).to(x.device) for i, o in pairs)
-        biases = tuple(0.1 * torch.randn(o, generator=generator).to(x.device) for _, o in pairs)
+        weights = tuple(draw_normal((o, i), 0.1, generator, x) for i, o in pairs)
+        biases = tuple(draw_normal((o,), 0.1, generator, x) for _, o in pairs)
         z, a = [], []
         for w, b in zip(weights, biases):
             z.append((a[-1] if a else x) @ w.T + b)

@@ -24,10 +24,10 @@ from torch import nn
 
 from .. import models
 from ..autodiff.forward_gradient import layerwise_forward_gradient
+from ..problem import Problem
 from .constraints import initialization_constraints
 from .frank_wolfe import FrankWolfe
-from .gradient import TorchOptimizer
-from .solver import Problem
+from .gradient import TorchOptimizer, copy_model_state
 
 GRADIENTS = ("backprop", "forward")
 UPDATES = ("frank-wolfe", "sgd")
@@ -77,7 +77,7 @@ def exact_fw_gap(model: nn.Module, optimizer: FrankWolfe, x: torch.Tensor, y: to
 
 @dataclass
 class MinibatchState:
-    """The model and its optimizer (updated in place), the generators of mini-batches and directions, steps."""
+    """The model and its optimizer, the generators of mini-batches and directions, and the steps taken."""
 
     model: nn.Sequential
     optimizer: torch.optim.Optimizer
@@ -150,7 +150,11 @@ class MinibatchMLP:
                               torch.Generator(device=problem.device).manual_seed(seed + 1))
 
     def step(self, state: MinibatchState, problem: Problem) -> MinibatchState:
-        """Draw a mini-batch, estimate the gradient on it, update the weights."""
+        """:meth:`step_in_place` on a copy of ``state`` (pure, as the solver contract asks)."""
+        return self.step_in_place(copy_model_state(state), problem)
+
+    def step_in_place(self, state: MinibatchState, problem: Problem) -> MinibatchState:
+        """Draw a mini-batch, estimate the gradient on it, update the weights of ``state`` itself."""
         x, y = problem.x, problem.y
         if x.shape[0] > self.batch:
             rows = torch.randint(0, x.shape[0], (self.batch,), generator=state.batches).to(problem.device)
