@@ -15,7 +15,7 @@ import torch
 from ..models import cross_entropy_sum
 from .fista import fista_momentum
 from .quadratic_blocks import MAX_TRIES
-from .workspace import Workspace, scratch
+from .workspace import INNER, INNER_2, Workspace, scratch
 
 
 def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
@@ -49,11 +49,11 @@ def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weigh
     """
     total = weight_m + weight_a
     z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
-    cost_pos = torch.sub(a, m, out=scratch(workspace, "z_cost_pos", m)).square_().mul_(weight_a / total)
-    cost_neg = torch.clamp(m, min=0.0, out=scratch(workspace, "z_cost_neg", m))  # both costs divided by w_m
+    cost_pos = torch.sub(a, m, out=scratch(workspace, INNER, m)).square_().mul_(weight_a / total)
+    cost_neg = torch.clamp(m, min=0.0, out=scratch(workspace, INNER_2, m))  # both costs divided by w_m
     cost_neg.square_().addcmul_(a, a, value=weight_a / weight_m)
-    keep = torch.lt(cost_pos, cost_neg, out=scratch(workspace, "z_keep", m, torch.bool))
-    keep.logical_and_(torch.gt(z, 0, out=scratch(workspace, "z_positive", m, torch.bool)))
+    keep = torch.lt(cost_pos, cost_neg, out=scratch(workspace, INNER, m, torch.bool))
+    keep.logical_and_(torch.gt(z, 0, out=scratch(workspace, INNER_2, m, torch.bool)))
     return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
 
 

@@ -43,7 +43,7 @@ from ..models import cross_entropy_sum, draw_normal, mlp_logits
 from ..problem import Problem, Split
 from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
 from .quadratic_blocks import activation_step, weight_step
-from .workspace import Workspace
+from .workspace import INNER_2, OUTER, Workspace
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")
@@ -191,8 +191,8 @@ class DLADMM:
         return base if self.options.faithful else torch.clamp(previous / 2.0, min=base)
 
     def _target(self, s: DLADMMState, ws: Workspace, l: int) -> tuple[torch.Tensor, float]:
-        """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, in the workspace's ``target``."""
-        target = torch.sub(s.z[l], s.biases[l], out=ws.like("target", s.z[l]))
+        """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, in the workspace's ``OUTER``."""
+        target = torch.sub(s.z[l], s.biases[l], out=ws.like(OUTER, s.z[l]))
         if l == len(s.weights) - 1:
             return target.add_(s.u / s.rho), s.rho
         return target, self._nu(s)
@@ -216,7 +216,7 @@ class DLADMM:
             s.biases[l] += s.u.mean(dim=0) / s.rho
 
     def _z(self, s: DLADMMState, ws: Workspace, y1: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
-        m = torch.add(products[l], s.biases[l], out=ws.like("m", products[l]))
+        m = torch.add(products[l], s.biases[l], out=ws.like(OUTER, products[l]))
         if l == len(s.weights) - 1:
             s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), y1, s.rho, step=self.options.fista_step)
         else:
@@ -224,7 +224,7 @@ class DLADMM:
 
     def _a(self, s: DLADMMState, ws: Workspace, products: list[torch.Tensor], l: int) -> None:
         target, weight_next = self._target(s, ws, l + 1)
-        h = torch.clamp_min(s.z[l], 0.0, out=ws.like("h", s.z[l]))  # relu(z_l)
+        h = torch.clamp_min(s.z[l], 0.0, out=ws.like(INNER_2, s.z[l]))  # relu(z_l)
         if self.options.subproblem == "exact":
             s.a[l] = exact_a(s.weights[l + 1], target, weight_next, h, self._nu(s))
             products[l + 1] = s.a[l] @ s.weights[l + 1].T

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .workspace import Workspace, scratch
+from .workspace import INNER, Workspace, scratch
 
 MAX_TRIES = 60
 
@@ -70,7 +70,7 @@ def weight_step(w: torch.Tensor, a_prev: torch.Tensor, product: torch.Tensor, ta
     and ``a_prev G^T`` (its N×n buffer from ``workspace`` when one is given).
     """
     grad = weight_gradient(a_prev, target.sub_(product), weight)
-    change = torch.matmul(a_prev, grad.T, out=scratch(workspace, "change", product))
+    change = torch.matmul(a_prev, grad.T, out=scratch(workspace, INNER, product))
     t, divisor = accepted_step(squared_norm(grad), weight * squared_norm(change), t0)
     divisor = divisor.to(w.dtype)
     return torch.addcdiv(w, grad, divisor, value=-1.0), product.addcdiv_(change, divisor, value=-1.0), t
@@ -87,7 +87,7 @@ def activation_step(a: torch.Tensor, w_next: torch.Tensor, product_next: torch.T
     when one is given).
     """
     grad = activation_gradient(a, w_next, target_next.sub_(product_next), weight_next, h, weight)
-    change = torch.matmul(grad, w_next.T, out=scratch(workspace, "change", product_next))
+    change = torch.matmul(grad, w_next.T, out=scratch(workspace, INNER, product_next))
     gg = squared_norm(grad)
     t, divisor = accepted_step(gg, weight_next * squared_norm(change) + weight * gg, t0)
     divisor = divisor.to(a.dtype)

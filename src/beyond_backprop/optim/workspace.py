@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import torch
 
+OUTER, INNER, INNER_2 = "outer", "inner", "inner_2"
+
 
 class Workspace:
     """Named buffers, one per (name, shape, dtype), reused for the life of the workspace.
 
     A caller owns a buffer from the time it asks for it until it next asks for the same name; two
-    temporaries alive at once need two names.
+    temporaries alive at once need two names. Few names keep the peak memory down: a block function
+    takes its temporaries from :data:`INNER` and :data:`INNER_2` (dead when it returns), its caller
+    passes it tensors held in :data:`OUTER` (and in :data:`INNER_2` when the callee does not use it).
     """
 
     def __init__(self) -> None:
