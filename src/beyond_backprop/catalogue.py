@@ -186,7 +186,7 @@ CATALOGUE: tuple[Entry, ...] = (
         profiles={"quick": {"widths": [200, 400, 600, 800, 1000], "sizes": [1000, 2000, 3000, 4000, 5000],
                             "width_size": 1000, "iterations": 2, "repeats": 3, "exact_width": 1000},
                   "full": {"widths": [200, 400, 600, 800, 1000], "sizes": [12000, 24000, 36000, 48000, 60000],
-                           "width_size": 60000, "iterations": 2, "repeats": 2, "exact_width": 1000}},
+                           "width_size": 60000, "iterations": 1, "repeats": 2, "exact_width": 1000}},
     ),
     Entry(
         "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",
