@@ -4,7 +4,7 @@ runs the same configuration (D1, D2 and D5 share dlADMM runs at the papers' size
 A run is keyed on everything that determines it: the solver's class and settings, the problem's data
 (a checksum of every tensor, with its dtype and shape), the seed, the iteration count, the evaluation
 period, the device kind, torch's version and a checksum of the solver code (every module of
-``beyond_backprop.optim`` and ``models``). The history goes to ``<output>/.runs/<key>.json``; each
+``beyond_backprop.optim``, ``models`` and ``problem``). The history goes to ``<output>/.runs/<key>.json``; each
 notebook lists the runs it computed or reused in ``<output>/<id>/runs.json``, which the pipeline copies
 into the notebook's manifest. A solver whose settings hold an object without a stable description (a
 function, say) is never cached: its runs are always computed.
@@ -33,10 +33,10 @@ LOG = "runs.json"  # in a notebook's output folder: the runs it computed or reus
 
 @cache
 def code_checksum() -> str:
-    """SHA-256 over the source of every solver module (``optim/*.py``) and ``models.py``."""
+    """SHA-256 over the source of every solver module (``optim/*.py``), ``models.py`` and ``problem.py``."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in sorted((package / "optim").glob("*.py")) + [package / "models.py"]:
+    for path in sorted((package / "optim").glob("*.py")) + [package / "models.py", package / "problem.py"]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
