@@ -47,3 +47,16 @@ def test_readme_without_markers_is_left_alone(tmp_path):
     readme.write_text("no markers\n")
     assert not benchmark_records.update_readme(readme, tmp_path)
     assert readme.read_text() == "no markers\n"
+
+
+def test_readme_lists_the_profile_of_a_profiled_record(tmp_path):
+    folder = tmp_path / "benchmarks"
+    profile = {"share": {"gemm": 0.75, "elementwise": 0.25}, "costliest_elementwise": {"aten::where": 0.1},
+               "large_allocations": 7, "backtracking_trials": [1, 2]}
+    benchmark_records.write_record("a", "dlADMM iteration", [ROW], torch.device("cpu"), folder, profile=profile,
+                                   peak_memory_bytes=3 * 2**20)
+    benchmark_records.write_record("b", "mDLAM iteration", [ROW], torch.device("cpu"), folder)
+    lines = benchmark_records.profile_lines(folder)
+    assert lines == [("- dlADMM iteration, paper preset, 10,000 images: gemm 75%, elementwise 25%; costliest "
+                     "elementwise: where; 7 allocations of at least 1 MiB; backtracking trials per block [1, 2]; "
+                     "peak memory 3 MiB")]

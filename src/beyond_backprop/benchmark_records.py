@@ -62,10 +62,37 @@ def performance_table(folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def profile_lines(folder: Path | None = None) -> list[str]:
+    """One line per profiled setting (``--profile``): the time shares, the costliest elementwise passes,
+    the large allocations, the backtracking trials and the peak memory, where recorded."""
+    folder = Path(folder) if folder is not None else default_folder()
+    lines = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        for row in record["rows"]:
+            profile = row.get("profile") or record.get("profile")
+            if profile is None:
+                continue
+            shares = ", ".join(f"{kind} {share:.0%}" for kind, share in profile["share"].items())
+            passes = ", ".join(name.removeprefix("aten::") for name in profile["costliest_elementwise"])
+            text = (f"- {record['benchmark']}, {row['setting']}: {shares}; costliest elementwise: {passes}; "
+                    f"{profile['large_allocations']} allocations of at least 1 MiB")
+            if "backtracking_trials" in profile:
+                text += f"; backtracking trials per block {profile['backtracking_trials']}"
+            if "peak_memory_bytes" in record:
+                text += f"; peak memory {record['peak_memory_bytes'] / 2**20:.0f} MiB"
+            lines.append(text)
+    return lines
+
+
 def update_readme(readme: Path, folder: Path | None = None) -> bool:
     """Replace the README's block between the benchmark markers; False if the file or markers are absent."""
     body = ("Generated from `outputs/benchmarks/*.json` by the scripts in `benchmarks/`; do not edit by hand.\n\n"
             + performance_table(folder))
+    profiles = profile_lines(folder)
+    if profiles:
+        heading = "Where the time goes (`--profile`; shares of the operators' own CPU time):"
+        body += f"\n\n{heading}\n\n" + "\n".join(profiles)
     return report.replace_readme_block(readme, README_START, README_END, body)
 
 

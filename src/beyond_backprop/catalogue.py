@@ -107,7 +107,7 @@ CATALOGUE: tuple[Entry, ...] = (
         profiles={"quick": {"widths": [64, 128, 256, 512, 1024, 2048], "depths": [1, 2, 4, 8, 16], "base_width": 256,
                             "base_depth": 4, "batch": 64, "repeats": 10, "warmup": 3},
                   "full": {"widths": [64, 128, 256, 512, 1024, 2048, 4096, 8192], "depths": [2, 4, 8, 16, 32],
-                           "base_width": 1024, "base_depth": 4, "batch": 1024, "repeats": 50, "warmup": 10,
+                           "base_width": 1024, "base_depth": 4, "batch": 1024, "repeats": 8, "warmup": 1,
                            "cpu_threads": 0}},
     ),
     Entry(
@@ -130,7 +130,7 @@ CATALOGUE: tuple[Entry, ...] = (
         profiles={"quick": {"sizes": [128, 256, 512, 1024, 2048], "depth": 3, "loop_limit": 256, "repeats": 5,
                             "warmup": 1},
                   "full": {"sizes": [128, 256, 512, 1024, 2048, 4096, 8192], "depth": 4, "loop_limit": 1024,
-                           "repeats": 20, "warmup": 5, "cpu_threads": 0}},
+                           "repeats": 8, "warmup": 1, "cpu_threads": 0}},
     ),
     Entry(
         "B4", "Kinks: what AD returns at nondifferentiable points",
@@ -211,7 +211,7 @@ CATALOGUE: tuple[Entry, ...] = (
         profiles={"quick": {"widths": [200, 400, 600, 800, 1000], "sizes": [1000, 2000, 3000, 4000, 5000],
                             "width_size": 1000, "iterations": 2, "repeats": 3, "exact_width": 1000},
                   "full": {"widths": [200, 400, 600, 800, 1000], "sizes": [12000, 24000, 36000, 48000, 60000],
-                           "width_size": 60000, "iterations": 10, "repeats": 3, "exact_width": 1000}},
+                           "width_size": 60000, "iterations": 1, "repeats": 2, "exact_width": 1000}},
     ),
     Entry(
         "D4", "dlADMM for a two-layer GCN on Cora and Citeseer",

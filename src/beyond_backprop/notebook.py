@@ -9,6 +9,7 @@ import torch
 
 from . import plotting, runtime
 from .claims import ClaimLedger
+from .experiments import run_cache
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Session:
 
 def setup(notebook_id: str, *, profile: str, device: str = "auto", seed: int = 0,
           output_dir: str = "", cpu_threads: int = 0) -> Session:
-    """Resolve the device, seed everything, set CPU threads (0: leave as is), prepare the output folder.
+    """Resolve the device, seed everything, set CPU threads (0: leave as is), prepare the output folder
+    and share solver runs with the other notebooks writing beside it (:mod:`.experiments.run_cache`).
 
     >>> nb = setup("C2", profile=profile, device=device, seed=seed, output_dir=output_dir)  # doctest: +SKIP
     >>> nb.claims.measure("C2.1", accuracy, at={"epochs": 200})  # doctest: +SKIP
@@ -41,5 +43,6 @@ def setup(notebook_id: str, *, profile: str, device: str = "auto", seed: int = 0
     if dev.type == "cpu" and cpu_threads:
         torch.set_num_threads(cpu_threads)
     out = runtime.prepare_output_dir(notebook_id, output_dir)
+    run_cache.activate(out, notebook_id)
     plotting.set_style()
     return Session(notebook_id, profile, dev, out, generator, ClaimLedger(notebook_id, profile=profile, device=dev))

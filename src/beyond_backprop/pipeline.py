@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .catalogue import CATALOGUE, Entry, entry
 from .data.sources import DOWNLOAD_ENV, DataCorrupt, DataMissing, resolve
 from .executed_notebook import tidy_executed
+from .experiments import run_cache
 from .results import FAILED
 from .runtime import environment_manifest, project_root, resolve_device
 
@@ -191,7 +192,8 @@ def execute(job: Job) -> Outcome:
         (job.output / "claims.json").unlink(missing_ok=True)
     manifest = environment_manifest(resolve_device(job.parameters["device"]), job.parameters["seed"],
                                     notebook=job.entry.id, status=status, minutes=round(minutes, 3),
-                                    message=message, parameters=job.parameters, fingerprint=job.fingerprint)
+                                    message=message, parameters=job.parameters, fingerprint=job.fingerprint,
+                                    shared_runs=run_cache.read_log(job.output))
     (job.output / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return Outcome(job.entry.id, status, minutes, message)
 

@@ -25,6 +25,7 @@ from ..optim.dladmm_gcn import DLADMMGCN
 from ..optim.gradient import TorchOptimizer
 from ..optim.solver import Solver, run_history
 from ..problem import Problem, Split
+from . import run_cache
 from .histories import final_accuracy
 from ..results import Measurement
 
@@ -46,19 +47,26 @@ def fixed_rho(rho: float) -> DLADMMOptions:
 
 
 def run_method(solver: Solver, problem: Problem, *, iterations: int, seed: int = 0,
-               evaluate_every: int = 1) -> pd.DataFrame:
-    """``solver`` from an initialisation drawn by a generator seeded with ``seed``, through :func:`run_history`."""
-    generator = torch.Generator(device=problem.device).manual_seed(seed)
-    _, history = run_history(solver, solver.init(problem, generator), problem, iterations,
-                             evaluate_every=evaluate_every)
-    return history
+               evaluate_every: int = 1, reuse: bool = True) -> pd.DataFrame:
+    """``solver`` from an initialisation drawn by a generator seeded with ``seed``, through :func:`run_history`;
+    with ``reuse``, a run already computed by this or another notebook is reused (:mod:`.run_cache`)."""
+
+    def compute() -> pd.DataFrame:
+        generator = torch.Generator(device=problem.device).manual_seed(seed)
+        return run_history(solver, solver.init(problem, generator), problem, iterations,
+                           evaluate_every=evaluate_every)[1]
+
+    if not reuse:
+        return compute()
+    return run_cache.cached_history(solver, problem, iterations=iterations, seed=seed,
+                                    evaluate_every=evaluate_every, compute=compute)
 
 
 def run_dladmm(images: data.ImageData, widths: list[int], options: DLADMMOptions = PAPER, *, iterations: int,
-               seed: int = 0, evaluate_every: int = 1) -> pd.DataFrame:
-    """dlADMM with ``options`` on ``images`` from a seeded initialisation."""
+               seed: int = 0, evaluate_every: int = 1, reuse: bool = True) -> pd.DataFrame:
+    """dlADMM with ``options`` on ``images`` from a seeded initialisation (see :func:`run_method`)."""
     return run_method(DLADMM(widths, options=options), images.problem(widths[-1]), iterations=iterations,
-                      seed=seed, evaluate_every=evaluate_every)
+                      seed=seed, evaluate_every=evaluate_every, reuse=reuse)
 
 
 def convergence(images: data.ImageData, widths: list[int], variants: Mapping[str, DLADMMOptions], *,
@@ -146,7 +154,9 @@ def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *
     """Seconds per iteration against hidden width (on ``width_size`` training rows) and against training
     size (at the largest width); with ``exact_width``, the exact subproblem solver beside the quadratic
     one at that width on ``width_size`` rows. Every point is timed once per round, for ``repeats``
-    interleaved rounds, so that the spread between rounds measures the noise.
+    interleaved rounds, so that the spread between rounds measures the noise. A point shared by two sweeps
+    (the largest width at ``width_size`` rows, timed again by the size sweep and the exact pair) is timed
+    once per round and its time reported in each.
 
     Rows: ``round``, ``sweep`` (``width``, ``size`` or ``exact``), ``width``, ``size``, ``solver``,
     ``seconds_per_iteration``.
@@ -162,12 +172,15 @@ def runtime_sweep(images: data.ImageData, widths: list[int], sizes: list[int], *
                                 images.x_test[:1], images.y_test[:1], images.source)
         net = [images.x_train.shape[1], width, width, classes]
         options = replace(PAPER, rho=rho, subproblem=subproblem)
-        history = run_dladmm(subset, net, options, iterations=iterations, seed=seed, evaluate_every=iterations)
+        history = run_dladmm(subset, net, options, iterations=iterations, seed=seed, evaluate_every=iterations,
+                             reuse=False)  # a timing: measured every round, never reused
         return float(history["seconds"].iloc[-1]) / iterations
 
-    rows = [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
-             "seconds_per_iteration": timed(width, size, solver)}
-            for r in range(repeats) for sweep, width, size, solver in points]
+    rows = []
+    for r in range(repeats):
+        seconds = {point: timed(*point) for point in dict.fromkeys(point[1:] for point in points)}
+        rows += [{"round": r, "sweep": sweep, "width": width, "size": size, "solver": solver,
+                  "seconds_per_iteration": seconds[width, size, solver]} for sweep, width, size, solver in points]
     return pd.DataFrame(rows)
 
 

@@ -15,6 +15,7 @@ import torch
 from ..models import cross_entropy_sum
 from .fista import fista_momentum
 from .quadratic_blocks import MAX_TRIES
+from .workspace import INNER, INNER_2, Workspace, scratch
 
 
 def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: torch.Tensor,
@@ -36,19 +37,23 @@ def backtrack(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return x, t
 
 
-def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weight_a: float = 1.0) -> torch.Tensor:
+def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weight_a: float = 1.0, *,
+                  workspace: Workspace | None = None) -> torch.Tensor:
     """Exact elementwise ``argmin_z weight_m (z - m)^2 + weight_a (a - relu(z))^2`` (two candidates).
 
     ``z- = min(m, 0)`` is the best point with ``z <= 0``, at cost ``w_m relu(m)^2 + w_a a^2``;
     ``z+ = (w_m m + w_a a)/(w_m + w_a)`` the best with ``z >= 0`` when it is positive, at cost
     ``w_m w_a/(w_m + w_a) (a - m)^2``; ``z+`` is kept only where it is positive and strictly better (as
     the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
+    The temporaries come from ``workspace`` when one is given; the result is always a new tensor.
     """
     total = weight_m + weight_a
     z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
-    cost_pos = torch.sub(a, m).square_().mul_(weight_a / total)  # both costs divided by w_m
-    cost_neg = torch.clamp(m, min=0.0).square_().addcmul_(a, a, value=weight_a / weight_m)
-    keep = torch.lt(cost_pos, cost_neg).logical_and_(z > 0)
+    cost_pos = torch.sub(a, m, out=scratch(workspace, INNER, m)).square_().mul_(weight_a / total)
+    cost_neg = torch.clamp(m, min=0.0, out=scratch(workspace, INNER_2, m))  # both costs divided by w_m
+    cost_neg.square_().addcmul_(a, a, value=weight_a / weight_m)
+    keep = torch.lt(cost_pos, cost_neg, out=scratch(workspace, INNER, m, torch.bool))
+    keep.logical_and_(torch.gt(z, 0, out=scratch(workspace, INNER_2, m, torch.bool)))
     return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
 
 

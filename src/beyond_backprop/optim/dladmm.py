@@ -44,6 +44,7 @@ from ..problem import Problem, Split
 from .admm_blocks import exact_a, exact_w, update_z_last, update_z_relu
 from .construction import check_widths, with_overrides
 from .quadratic_blocks import activation_step, weight_step
+from .workspace import INNER_2, OUTER, Workspace
 
 RHO_RULES = ("fixed", "paper", "code")
 Z_LAST_INITS = ("forward", "labels")
@@ -166,9 +167,9 @@ class DLADMM:
         base = base * s.backtracking_scale
         return base if self.options.restart_backtracking else torch.clamp(previous / 2.0, min=base)
 
-    def _target(self, s: DLADMMState, l: int) -> tuple[torch.Tensor, float]:
-        """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, as a new tensor."""
-        target = s.z[l] - s.biases[l]
+    def _target(self, s: DLADMMState, ws: Workspace, l: int) -> tuple[torch.Tensor, float]:
+        """``(z_l - b_l (+ u/rho), weight)`` of layer l's linear constraint, in the workspace's ``OUTER``."""
+        target = torch.sub(s.z[l], s.biases[l], out=ws.like(OUTER, s.z[l]))
         if l == len(s.weights) - 1:
             return target.add_(s.u / s.rho), s.rho
         return target, self._nu(s)
@@ -176,42 +177,46 @@ class DLADMM:
     def _input(self, s: DLADMMState, x: torch.Tensor, l: int) -> torch.Tensor:
         return x if l == 0 else s.a[l - 1]
 
-    def _w(self, s: DLADMMState, x: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
-        a_prev, (target, weight) = self._input(s, x, l), self._target(s, l)
+    def _w(self, s: DLADMMState, ws: Workspace, x: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
+        a_prev, (target, weight) = self._input(s, x, l), self._target(s, ws, l)
         if self.options.subproblem == "exact":
             s.weights[l] = exact_w(a_prev, target)
             products[l] = a_prev @ s.weights[l].T
             return
         s.weights[l], products[l], s.theta[l] = weight_step(s.weights[l], a_prev, products[l], target, weight,
-                                                            self._start(s, s.theta[l], self.options.theta0))
+                                                            self._start(s, s.theta[l], self.options.theta0),
+                                                            workspace=ws)
 
     def _b(self, s: DLADMMState, products: list[torch.Tensor], l: int) -> None:
         s.biases[l] = s.z[l].mean(dim=0) - products[l].mean(dim=0)
         if l == len(s.weights) - 1:
             s.biases[l] += s.u.mean(dim=0) / s.rho
 
-    def _z(self, s: DLADMMState, onehot: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
-        m = products[l] + s.biases[l]
+    def _z(self, s: DLADMMState, ws: Workspace, onehot: torch.Tensor, products: list[torch.Tensor], l: int) -> None:
+        m = torch.add(products[l], s.biases[l], out=ws.like(OUTER, products[l]))
         if l == len(s.weights) - 1:
             s.z[l] = update_z_last(s.z[l], m.sub_(s.u / s.rho), onehot, s.rho, step=self.options.fista_step)
         else:
-            s.z[l] = update_z_relu(m, s.a[l])
+            s.z[l] = update_z_relu(m, s.a[l], workspace=ws)
 
-    def _a(self, s: DLADMMState, products: list[torch.Tensor], l: int) -> None:
-        (target, weight_next), h = self._target(s, l + 1), torch.relu(s.z[l])
+    def _a(self, s: DLADMMState, ws: Workspace, products: list[torch.Tensor], l: int) -> None:
+        target, weight_next = self._target(s, ws, l + 1)
+        h = torch.clamp_min(s.z[l], 0.0, out=ws.like(INNER_2, s.z[l]))  # relu(z_l)
         if self.options.subproblem == "exact":
             s.a[l] = exact_a(s.weights[l + 1], target, weight_next, h, self._nu(s))
             products[l + 1] = s.a[l] @ s.weights[l + 1].T
             return
         s.a[l], products[l + 1], s.tau[l] = activation_step(s.a[l], s.weights[l + 1], products[l + 1], target,
                                                             weight_next, h, self._nu(s),
-                                                            self._start(s, s.tau[l], self.options.tau0))
+                                                            self._start(s, s.tau[l], self.options.tau0),
+                                                            workspace=ws)
 
     def step(self, state: DLADMMState, problem: Problem) -> DLADMMState:
         """One backward sweep, one forward sweep and the dual step (Alg. 1); returns a new state.
 
         Each layer's product ``a_{l-1} W_l^T`` is computed once and then kept current by the block
-        updates (see :mod:`.quadratic_blocks`); the step sizes stay on the device until the end.
+        updates (see :mod:`.quadratic_blocks`); the step sizes stay on the device until the end; the
+        N×width temporaries of the block updates are allocated once per step (:class:`.Workspace`).
         """
         x, onehot = problem.x, problem.onehot
         s = replace(state, weights=list(state.weights), biases=list(state.biases), z=list(state.z),
@@ -219,23 +224,23 @@ class DLADMM:
         s.theta, s.tau = ([torch.full((), t, dtype=torch.float64, device=x.device) for t in ts]
                           for ts in (state.theta, state.tau))
         products = [self._input(s, x, l) @ w.T for l, w in enumerate(s.weights)]
-        last = len(s.weights) - 1
-        self._z(s, onehot, products, last)
+        last, ws = len(s.weights) - 1, Workspace()
+        self._z(s, ws, onehot, products, last)
         self._b(s, products, last)
-        self._w(s, x, products, last)
+        self._w(s, ws, x, products, last)
         for l in range(last - 1, -1, -1):
-            self._a(s, products, l)
-            self._z(s, onehot, products, l)
+            self._a(s, ws, products, l)
+            self._z(s, ws, onehot, products, l)
             self._b(s, products, l)
-            self._w(s, x, products, l)
+            self._w(s, ws, x, products, l)
         for l in range(last):
-            self._w(s, x, products, l)
+            self._w(s, ws, x, products, l)
             self._b(s, products, l)
-            self._z(s, onehot, products, l)
-            self._a(s, products, l)
-        self._w(s, x, products, last)
+            self._z(s, ws, onehot, products, l)
+            self._a(s, ws, products, l)
+        self._w(s, ws, x, products, last)
         self._b(s, products, last)
-        self._z(s, onehot, products, last)
+        self._z(s, ws, onehot, products, last)
         s.u = s.u + s.rho * (s.z[last] - products[last] - s.biases[last])
         steps = torch.stack(s.theta + s.tau).tolist()  # the one host sync of the step
         s.theta, s.tau = steps[:len(s.theta)], steps[len(s.theta):]

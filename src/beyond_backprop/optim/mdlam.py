@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -54,7 +55,6 @@ from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
-TensorMap = Callable[[torch.Tensor], torch.Tensor]  # a block update, or a block's local objective
 
 
 def nesterov_weight(s: float) -> tuple[float, float]:
@@ -65,7 +65,12 @@ def nesterov_weight(s: float) -> tuple[float, float]:
 
 def penalty(z: torch.Tensor, a_prev: torch.Tensor, w: torch.Tensor, b: torch.Tensor, rho: float) -> torch.Tensor:
     """``phi = rho/2 ||z - a_prev W^T - b||^2``."""
-    return 0.5 * rho * (z - a_prev @ w.T - b).square().sum()
+    return penalty_of_product(z, a_prev @ w.T, b, rho)
+
+
+def penalty_of_product(z: torch.Tensor, product: torch.Tensor, b: torch.Tensor, rho: float) -> torch.Tensor:
+    """``phi`` from the product ``a_prev W^T``, already computed."""
+    return 0.5 * rho * (z - product - b).square().sum()
 
 
 def _first_passing(passed: torch.Tensor, values: torch.Tensor, fallback: float) -> torch.Tensor:
@@ -105,7 +110,12 @@ def update_w(
 
 def update_b(z: torch.Tensor, a_prev: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Exact minimiser of ``phi`` in ``b``: the row mean of ``z - a_prev W^T``."""
-    return (z - a_prev @ w.T).mean(dim=0)
+    return update_b_of_product(z, a_prev @ w.T)
+
+
+def update_b_of_product(z: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
+    """:func:`update_b` from the product ``a_prev W^T``, already computed."""
+    return (z - product).mean(dim=0)
 
 
 def update_z_hidden(m: torch.Tensor, a: torch.Tensor, eps: float) -> torch.Tensor:
@@ -294,11 +304,15 @@ class MDLAM:
         return torch.stack(terms).sum()
 
     @staticmethod
-    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: TensorMap, local: TensorMap,
-                     safeguard: bool) -> tuple[torch.Tensor, int]:
-        """``step(X̄)``; when ``safeguard`` and its local objective is not below that at ``X^k``, ``step(X^k)``."""
+    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: Callable[[torch.Tensor], Any],
+                     local: Callable[[Any], torch.Tensor], safeguard: bool,
+                     current_value: Callable[[], Any] | None = None) -> tuple[Any, int]:
+        """``step(X̄)``; when ``safeguard`` and its local objective is not below that at ``X^k``, ``step(X^k)``.
+
+        ``local`` reads what ``step`` returns; ``current_value()`` is that for ``X^k`` (default ``X^k``).
+        """
         candidate = step(bar)
-        if not safeguard or local(candidate) < local(current):
+        if not safeguard or local(candidate) < local(current if current_value is None else current_value()):
             return candidate, 0
         return step(current), 1
 
@@ -321,18 +335,21 @@ class MDLAM:
             a_prev = x if l == 0 else a[l - 1]
 
             def w_step(w_bar, l=l, a_prev=a_prev):
-                return update_w(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu,
-                                linearize_decay=options.linearize_decay)
+                w = update_w(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu, linearize_decay=options.linearize_decay)
+                return w, a_prev @ w.T  # the product is shared by the safeguard, b_l and m_l
 
-            def w_local(w, l=l, a_prev=a_prev):
-                return penalty(z[l], a_prev, w, biases[l], rho) + 0.5 * mu * w.square().sum()
+            def w_local(pair, l=l):
+                w, product = pair
+                return penalty_of_product(z[l], product, biases[l], rho) + 0.5 * mu * w.square().sum()
 
             w_bar = weights[l] + omega * (weights[l] - state.previous_weights[l])
-            weights[l], used = self._safeguarded(w_bar, weights[l], w_step, w_local, safeguard)
+            (weights[l], product), used = self._safeguarded(
+                w_bar, weights[l], w_step, w_local, safeguard,
+                current_value=lambda l=l, a_prev=a_prev: (weights[l], a_prev @ weights[l].T))
             fallbacks += used
             if options.update_all_biases or l != 1:
-                biases[l] = update_b(z[l], a_prev, weights[l])
-            m = a_prev @ weights[l].T + biases[l]
+                biases[l] = update_b_of_product(z[l], product)
+            m = product + biases[l]
             if l < last:
                 z[l] = update_z_hidden(m, a[l], eps)
                 a_bar = a[l] + omega * (a[l] - state.previous_a[l])

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from .workspace import INNER, Workspace, scratch
+
 MAX_TRIES = 60
 
 
@@ -60,31 +62,33 @@ def activation_gradient(a: torch.Tensor, w_next: torch.Tensor, residual_next: to
 
 
 def weight_step(w: torch.Tensor, a_prev: torch.Tensor, product: torch.Tensor, target: torch.Tensor, weight: float,
-                t0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                t0: torch.Tensor | float, *, workspace: Workspace | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One backtracked step on ``phi_W = weight/2 ||target - a_prev W^T||^2`` from ``W = w``.
 
     ``product`` is ``a_prev w^T``. Returns ``(W+, a_prev W+^T, t)``; ``a_prev W+^T`` is ``product``,
     updated in place, and ``target`` is overwritten (it becomes the residual). Two GEMMs: the gradient
-    and ``a_prev G^T``.
+    and ``a_prev G^T`` (its N×n buffer from ``workspace`` when one is given).
     """
     grad = weight_gradient(a_prev, target.sub_(product), weight)
-    change = a_prev @ grad.T
+    change = torch.matmul(a_prev, grad.T, out=scratch(workspace, INNER, product))
     t, divisor = accepted_step(squared_norm(grad), weight * squared_norm(change), t0)
     divisor = divisor.to(w.dtype)
     return torch.addcdiv(w, grad, divisor, value=-1.0), product.addcdiv_(change, divisor, value=-1.0), t
 
 
 def activation_step(a: torch.Tensor, w_next: torch.Tensor, product_next: torch.Tensor, target_next: torch.Tensor,
-                    weight_next: float, h: torch.Tensor, weight: float,
-                    t0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    weight_next: float, h: torch.Tensor, weight: float, t0: torch.Tensor | float, *,
+                    workspace: Workspace | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One backtracked step on ``phi_a = weight_next/2 ||target_next - a W_next^T||^2 + weight/2 ||a - h||^2``.
 
     ``product_next`` is ``a W_next^T``. Returns ``(a+, a+ W_next^T, t)``; ``a+ W_next^T`` is
     ``product_next``, updated in place, and ``target_next`` is overwritten. ``a`` is left as it is; ``a+``
-    takes the gradient's buffer. Two GEMMs: the gradient and ``g W_next^T``.
+    takes the gradient's buffer. Two GEMMs: the gradient and ``g W_next^T`` (its buffer from ``workspace``
+    when one is given).
     """
     grad = activation_gradient(a, w_next, target_next.sub_(product_next), weight_next, h, weight)
-    change = grad @ w_next.T
+    change = torch.matmul(grad, w_next.T, out=scratch(workspace, INNER, product_next))
     gg = squared_norm(grad)
     t, divisor = accepted_step(gg, weight_next * squared_norm(change) + weight * gg, t0)
     divisor = divisor.to(a.dtype)

@@ -1,0 +1,131 @@
+"""Runs computed once: the same key is reused bit for bit, a change to anything that determines the run
+recomputes it, and each notebook lists the runs it computed or reused."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+from test_pipeline import fixture_catalogue, make_notebook, run  # noqa: F401 (a fixture)
+
+from beyond_backprop import catalogue, data, notebook, pipeline, report
+from beyond_backprop.experiments import paper_d, run_cache
+from beyond_backprop.optim.dladmm import PAPER
+
+WIDTHS = [6, 5, 5, 3]
+
+
+def _images(n: int = 30, seed: int = 0) -> data.ImageData:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(3, 6, generator=g)[y] + 0.1 * torch.randn(n, 6, generator=g)
+    return data.ImageData("fashion-mnist", x, y, x[:9], y[:9], "synthetic blobs")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Activate a cache under a temporary output folder; count the runs really computed."""
+    computed = []
+    original = paper_d.run_history
+
+    def counting(*args, **kwargs):
+        computed.append(args[0].options)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(paper_d, "run_history", counting)
+    yield computed
+    run_cache.deactivate()
+
+
+def test_same_key_is_reused_bit_for_bit_and_named_in_the_log(tmp_path, counted):
+    run_cache.activate(tmp_path / "D1", "D1")
+    first = paper_d.run_dladmm(_images(), WIDTHS, iterations=4)
+    run_cache.activate(tmp_path / "D5", "D5")
+    second = paper_d.run_dladmm(_images(), WIDTHS, iterations=4)
+    assert len(counted) == 1
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert len(list((tmp_path / ".runs").glob("*.json"))) == 1
+    log = run_cache.read_log(tmp_path / "D5")
+    assert [(r["status"], r["computed_by"]) for r in log] == [("reused", "D1")]
+    assert run_cache.read_log(tmp_path / "D1")[0]["status"] == "computed"
+
+
+@pytest.mark.parametrize("change", [
+    {"options": replace(PAPER, rho=1.0)},  # one option
+    {"widths": [6, 4, 4, 3]},
+    {"images": _images(seed=1)},  # other data of the same shape
+    {"images": _images(n=33)},
+    {"seed": 1},
+    {"iterations": 5},
+    {"evaluate_every": 2},
+])
+def test_a_change_to_what_determines_the_run_recomputes_it(tmp_path, counted, change):
+    run_cache.activate(tmp_path / "D1", "D1")
+    base = {"images": _images(), "widths": WIDTHS, "options": PAPER, "iterations": 4, "seed": 0,
+            "evaluate_every": 1}
+    for arguments in (base, {**base, **change}):
+        paper_d.run_dladmm(arguments["images"], arguments["widths"], arguments["options"],
+                           iterations=arguments["iterations"], seed=arguments["seed"],
+                           evaluate_every=arguments["evaluate_every"])
+    assert len(counted) == 2
+    assert len(list((tmp_path / ".runs").glob("*.json"))) == 2
+
+
+def test_a_change_to_the_solver_code_changes_the_key(monkeypatch):
+    problem = _images().problem(3)
+    solver = paper_d.DLADMM(WIDTHS)
+    key = run_cache.run_key(solver, problem, iterations=3, seed=0, evaluate_every=1)
+    monkeypatch.setattr(run_cache, "code_checksum", lambda: "edited")
+    assert run_cache.run_key(solver, problem, iterations=3, seed=0, evaluate_every=1) != key
+
+
+def test_without_an_active_cache_or_a_describable_solver_every_run_is_computed(tmp_path, counted):
+    run_cache.deactivate()
+    for _ in range(2):
+        paper_d.run_dladmm(_images(), WIDTHS, iterations=2)
+    assert len(counted) == 2
+    assert run_cache.solver_description(paper_d.TorchOptimizer(lambda p: None, "adam", lr=1e-3)) is None
+
+
+def test_reuse_false_always_computes(tmp_path, counted):
+    run_cache.activate(tmp_path / "D3", "D3")
+    for _ in range(2):
+        paper_d.run_dladmm(_images(), WIDTHS, iterations=2, reuse=False)
+    assert len(counted) == 2
+    assert not (tmp_path / ".runs").exists()
+
+
+def test_notebook_setup_shares_runs_beside_its_output(tmp_path):
+    nb = notebook.setup("D5", profile="smoke", device="cpu", output_dir=str(tmp_path / "D5"))
+    try:
+        paper_d.run_dladmm(_images(), WIDTHS, iterations=2)
+        assert len(list((tmp_path / ".runs").glob("*.json"))) == 1
+        assert json.loads((nb.out / run_cache.LOG).read_text())[0]["status"] == "computed"
+    finally:
+        run_cache.deactivate()
+
+
+SHARED_RUN = '''from beyond_backprop import catalogue, data, notebook, pipeline, report
+from beyond_backprop.experiments import paper_d
+import torch
+nb = notebook.setup("{id}", profile=profile, device="cpu", seed=seed, output_dir=output_dir)
+x = torch.eye(6)[torch.arange(30) % 6] + 0.01 * torch.arange(30.0)[:, None]
+y = torch.arange(30) % 3
+paper_d.run_dladmm(data.ImageData("fashion-mnist", x, y, x, y, "synthetic"), [6, 5, 5, 3], iterations=2)
+'''
+
+
+@pytest.mark.usefixtures("fixture_catalogue")
+def test_the_manifest_names_a_run_reused_from_another_notebook(tmp_path, capsys, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    for notebook_id in ("Z1", "Z6"):
+        make_notebook(notebooks / f"{notebook_id}_shared.ipynb", SHARED_RUN.format(id=notebook_id))
+    entries = tuple(replace(e, notebook=f"{e.id}_shared.ipynb") for e in pipeline.CATALOGUE if e.id in ("Z1", "Z6"))
+    for module in (pipeline, report, catalogue):
+        monkeypatch.setattr(module, "CATALOGUE", entries)
+    output = tmp_path / "out"
+    run(capsys, "Z1", "Z6", "--output", str(output), "--profile", "smoke")
+    manifests = {i: json.loads((output / i / "manifest.json").read_text()) for i in ("Z1", "Z6")}
+    assert [r["status"] for r in manifests["Z1"]["shared_runs"]] == ["computed"]
+    assert [(r["status"], r["computed_by"]) for r in manifests["Z6"]["shared_runs"]] == [("reused", "Z1")]
