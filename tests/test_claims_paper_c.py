@@ -225,7 +225,7 @@ def c4_runs(dataset, rho_rows, eps0_rows):
     rows = [{"dataset": dataset, "parameter": parameter, "value": value, "iteration": epoch, "test_accuracy": acc}
             for parameter, table in (("rho", rho_rows), ("eps0", eps0_rows))
             for value, accuracies in table.items() for epoch, acc in zip(TABLE_EPOCHS, accuracies)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(test_nodes=1000)
 
 
 def paper_rows(table, dataset):
@@ -236,7 +236,32 @@ def paper_rows(table, dataset):
 def test_c4_the_papers_tables_reproduce_every_claim(dataset):
     found = verdicts(paper_c.sensitivity_claims(c4_runs(dataset, paper_rows(TABLE4, dataset),
                                                         paper_rows(TABLE5, dataset))))
-    assert len(found) == 3 and set(found.values()) == {results.REPRODUCED}
+    assert len(found) == 4 and set(found.values()) == {results.REPRODUCED}
+
+
+@pytest.mark.parametrize("dataset", ["cora", "citeseer"])
+def test_c4_a_rho_pattern_unlike_table_4_is_not_reproduced_though_rho_matters_more(dataset):
+    # issue 22 §3: rho still spreads the accuracy far more than eps0, but in the opposite order, with noise
+    rng = np.random.default_rng(1)
+    paper = paper_rows(TABLE4, dataset)
+    ranked = sorted(paper, key=lambda rho: paper[rho][-1])
+    inverted = {rho: tuple(np.array(paper[other]) + rng.normal(0, 0.005, 5))  # best gets the worst's curve
+                for rho, other in zip(ranked, reversed(ranked))}
+    found = verdicts(paper_c.sensitivity_claims(c4_runs(dataset, inverted, paper_rows(TABLE5, dataset))))
+    ids = paper_c.C4_IDS
+    assert found[ids["spreads"][dataset]] == results.REPRODUCED  # the old rule alone passes this
+    assert found[ids["order"][dataset]] == results.NOT_REPRODUCED
+
+
+def test_c4_eps0_spread_is_counted_in_test_nodes_not_float32_accuracy():
+    float32 = {value: (float(np.float32(acc)),) * 5 for value, acc in ((1.0, 0.668), (10.0, 0.660), (100.0, 0.648))}
+    runs = c4_runs("citeseer", paper_rows(TABLE4, "citeseer"), float32)
+    assert paper_c.final_spread(runs, "eps0") != 0.02  # 0.019999981 in float32
+    assert paper_c.final_spread_nodes(runs, "eps0") == 20
+    assert verdicts(paper_c.sensitivity_claims(runs))["C4.5"] == results.REPRODUCED  # 20 <= 20 nodes
+    wider = {**float32, 100.0: (float(np.float32(0.608)),) * 5}  # 60 nodes, noisy float32
+    assert verdicts(paper_c.sensitivity_claims(c4_runs("citeseer", paper_rows(TABLE4, "citeseer"), wider)))[
+        "C4.5"] == results.NOT_REPRODUCED
 
 
 @pytest.mark.parametrize("dataset", ["cora", "citeseer"])
@@ -252,6 +277,11 @@ def test_c4_known_answers():
     assert paper_c.final_spread(runs, "rho") == pytest.approx(0.742 - 0.638)
     assert paper_c.final_spread(runs, "eps0") == pytest.approx(0.743 - 0.741)
     assert paper_c.early_gain(runs, 40) == pytest.approx(0.664 - 0.620)
+    assert paper_c.final_spread_nodes(runs, "eps0") == 2
+    assert paper_c.table4_order_share(runs, "cora") == 1.0
+    assert paper_c.table4_order_share(runs[runs["value"] != 1e-2], "cora") == 1.0
+    swapped = runs.replace({"value": {1e-4: 1e-2, 1e-2: 1e-4}})
+    assert paper_c.table4_order_share(swapped[swapped["parameter"] == "rho"], "cora") == pytest.approx(2 / 3)
 
 
 # --- wiring ------------------------------------------------------------------------------------------------------

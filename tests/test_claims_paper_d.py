@@ -33,11 +33,18 @@ def verdicts(measurements: dict) -> dict:
 
 # -- the measuring functions, on frames with known answers -----------------------------------------
 
-def test_fraction_decreasing_and_rising_count_steps():
-    values = pd.Series([5.0, 4.0, 4.0, 6.0, 1.0])  # steps: down, flat, up, down
-    assert paper_d.fraction_decreasing(values) == 0.5
-    assert paper_d.fraction_rising(values) == 0.25
-    assert np.isnan(paper_d.fraction_rising(pd.Series([1.0])))
+def test_fraction_decreasing_and_sign_changes_count_steps():
+    values = pd.Series([5.0, 4.0, 4.0, 6.0, 1.0, 0.5])  # steps: down, flat, up, down, down
+    assert paper_d.fraction_decreasing(values) == 0.6
+    assert paper_d.sign_change_share(values) == pytest.approx(2 / 3)  # flat skipped: down-up, up-down, down-down
+    assert paper_d.sign_change_share(pd.Series(np.linspace(0.3, 1.6, 30))) == 0.0
+    assert np.isnan(paper_d.sign_change_share(pd.Series([1.0, 2.0])))
+
+
+def test_variant_names_have_one_spelling():
+    assert [paper_d.rho_variant(r) for r in (1e-6, 1e-4, 0.01, 1.0)] == ["rho=1e-6", "rho=0.0001", "rho=0.01",
+                                                                       "rho=1"]
+    assert set(paper_d.convergence_variants()) == {"rho=1", "rho=1e-6"}
 
 
 def test_rank_of_counts_strictly_better_methods():
@@ -80,7 +87,7 @@ def test_rho_variants_run_the_schedule_only_past_its_first_change():
     assert "paper schedule" not in paper_d.rho_variants(paper_d.SCHEDULE_STEP)
     assert "paper schedule" in paper_d.rho_variants(paper_d.SCHEDULE_STEP + 1)
     variants = paper_d.rho_variants(30)
-    assert {"rho=1e-06", "rho=1", "code rule"} <= set(variants)
+    assert {"rho=1e-6", "rho=1", "code rule"} <= set(variants)
     assert variants["code rule"] == OFFICIAL  # the published code in full, not a few of its switches
     assert variants["rho=1"] == DLADMMOptions(rho=1.0, nu=None, rho_rule="fixed")
 
@@ -128,7 +135,7 @@ def test_record_files_measurements_and_not_testable_reasons():
 def _d1_history(one_objective, one_residual, tiny_objective):
     frames = []
     for variant, objective, residual in (("rho=1", one_objective, one_residual),
-                                         ("rho=1e-6", tiny_objective, FALLING[:len(tiny_objective)])):
+                                         (paper_d.DIVERGING, tiny_objective, FALLING[:len(tiny_objective)])):
         frames.append(pd.DataFrame({"iteration": np.arange(1, len(objective) + 1), "lagrangian": objective,
                                     "residual": residual, "variant": variant}))
     return pd.concat(frames, ignore_index=True)
@@ -149,11 +156,22 @@ def test_d1_agreeing_runs_are_reproduced():
     ((FALLING, PLATEAU, OSCILLATING), {"D1.2", "D1.5"}),  # the residual plateaus at rho = 1
     ((FALLING, OSCILLATING, OSCILLATING), {"D1.2", "D1.5"}),  # the residual oscillates at rho = 1
     ((FALLING, FALLING, FALLING), {"D1.3", "D1.6"}),  # rho = 1e-6 descends monotonically
+    ((FALLING, FALLING, RISING), {"D1.3", "D1.6"}),  # rho = 1e-6 rises monotonically: no oscillation
 ])
 def test_d1_contradicting_runs_are_not_reproduced(contradiction, failing):
     got = verdicts(_d1(*contradiction))
     assert {k for k, v in got.items() if v == NOT_REPRODUCED} == failing
     assert {v for k, v in got.items() if k not in failing} == {REPRODUCED}
+
+
+def test_d1_a_noisy_monotone_rise_at_rho_1e_6_is_not_an_oscillation():
+    # like the quick run (issue 22 §3): L_rho climbs 0.337 -> 1.595 over 29 steps, with uneven, noisy increments
+    rng = np.random.default_rng(0)
+    rise = 0.337 + np.concatenate([[0.0], np.cumsum(rng.uniform(0.01, 0.08, 29))])
+    got = verdicts(_d1(FALLING[:30], FALLING[:30], rise))
+    assert got["D1.3"] == got["D1.6"] == NOT_REPRODUCED
+    zig_zag = rise * (1 + 0.5 * (-1.0) ** np.arange(30)) + rng.normal(0, 0.01, 30)
+    assert verdicts(_d1(FALLING[:30], FALLING[:30], zig_zag))["D1.3"] == REPRODUCED
 
 
 def test_d1_is_read_over_a_shorter_run_but_not_over_a_handful_of_steps():
@@ -262,7 +280,7 @@ def test_d4_difference_to_the_best_baseline(dladmm, expected):
 # -- D5: rho sensitivity and the schedule ------------------------------------------------------
 
 def _d5_frame(rho_one, rho_tiny, schedule=None, steps=STEPS):
-    variants = {"rho=1e-06": (rho_tiny, 0.6), "rho=0.0001": (FALLING, 0.7), "rho=0.01": (FALLING, 0.75),
+    variants = {"rho=1e-6": (rho_tiny, 0.6), "rho=0.0001": (FALLING, 0.7), "rho=0.01": (FALLING, 0.75),
                 "rho=1": (rho_one, 0.8), "code rule": (FALLING, 0.7)}
     if schedule is not None:
         variants["paper schedule"] = (FALLING, schedule)

@@ -38,7 +38,7 @@ def _whole_curve(rule: Rule, paper_value: str):
 def _convergence(number: int, dataset: str) -> tuple[Declaration, ...]:
     scale = {"iterations": ITERATIONS}
     monotone = AtLeast(0.95, partly=0.75)
-    oscillates = AtLeast(0.3, partly=0.1)
+    oscillates = AtLeast(0.3, partly=0.15)  # a zig-zag flips at every step, a monotone curve at none
     return (
         Declaration(f"D1.{number}", f"{dataset}: at rho = 1 the augmented Lagrangian L_rho falls monotonically",
                     "monotone decrease (Fig 2a; Thm 4.2 for rho > 2H)", monotone,
@@ -48,10 +48,9 @@ def _convergence(number: int, dataset: str) -> tuple[Declaration, ...]:
                     "falls monotonically", "monotone decrease, log residual about 10 to -5 (Fig 2b)",
                     monotone, unit="share of falling steps", scale=scale,
                     at_budget=_whole_curve(monotone, "monotone decrease (Fig 2b)")),
-        Declaration(f"D1.{number + 2}", f"{dataset}: at rho = 1e-6 dlADMM does not converge: L_rho does not "
-                    "descend but rises at a sizeable share of iterations",
-                    "objective oscillates wildly, log about -4 to 4 (Fig 3a)", oscillates,
-                    unit="share of rising L_rho steps", scale=scale,
+        Declaration(f"D1.{number + 2}", f"{dataset}: at rho = 1e-6 L_rho oscillates: its change flips sign at "
+                    "a sizeable share of iterations", "objective oscillates wildly, log about -4 to 4 (Fig 3a)",
+                    oscillates, unit="share of L_rho steps that change sign", scale=scale,
                     at_budget=_whole_curve(oscillates, "oscillation throughout (Fig 3a)")),
     )
 
