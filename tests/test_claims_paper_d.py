@@ -102,12 +102,12 @@ def _images(n: int = 40, seed: int = 0) -> data.ImageData:
 
 def test_accuracy_comparison_runs_every_method_through_the_contract():
     frame = paper_d.accuracy_comparison(_images(), [8, 6, 6, 3], iterations=5, evaluate_every=2)
-    assert list(frame["method"].unique()) == ["dlADMM", "gd", "adagrad", "adadelta", "adam", "ADMM (Taylor)"]
+    assert list(frame["method"].unique()) == ["dlADMM", "GD", "Adagrad", "Adadelta", "Adam", "Taylor's ADMM"]
     for _, part in frame.groupby("method"):
         assert list(part["iteration"]) == [2, 4, 5]  # every second iteration and the last
     columns = {c for c in frame.columns if not c.endswith("_accuracy")} - {"method"}
     assert columns <= set(METRICS) and "objective" not in frame.columns
-    assert frame.loc[frame["method"] == "adam", "lagrangian"].isna().all()  # a baseline has no Lagrangian
+    assert frame.loc[frame["method"] == "Adam", "lagrangian"].isna().all()  # a baseline has no Lagrangian
     # the same seed gives the same baseline start whichever method ran before
     again = paper_d.accuracy_comparison(_images(), [8, 6, 6, 3], iterations=5, evaluate_every=2)
     pd.testing.assert_frame_equal(frame.drop(columns="seconds"), again.drop(columns="seconds"))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models, plotting
+from .. import data, method_names as names, models
 from ..claims import declared_for
 from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
@@ -103,21 +103,6 @@ def run_on_tasks(experiment: Callable[..., pd.DataFrame], tasks: dict[str, NodeT
     runs = pd.concat([experiment(task, **options) for task in tasks.values()], ignore_index=True)
     runs[columns or list(runs.columns)].to_csv(Path(out) / "metrics.csv", index=False)
     return runs
-
-
-def curves(runs: pd.DataFrame, by: str, column: str, *, dashed: str, bold: str | None = None,
-           **axes_options: Any) -> tuple[plt.Figure, list[plt.Axes]]:
-    """One panel per dataset of ``runs``: ``column`` against the epoch, one line per value of ``by``
-    (``dashed``'s dashed, ``bold``'s thicker); ``axes_options`` go to every panel's ``set``."""
-    evaluated = runs.dropna(subset=[column])
-    names = list(dict.fromkeys(evaluated["dataset"]))
-    fig, axes = plotting.figure(ncols=len(names), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        for label, run in evaluated[evaluated["dataset"] == name].groupby(by, sort=False):
-            ax.plot(run["iteration"], run[column], label=label, linestyle="--" if label == dashed else "-",
-                    linewidth=2.5 if label == bold else None)
-        ax.set(xlabel="epoch", title=name, **axes_options)
-    return fig, list(axes[0])
 
 
 def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measurement]:
@@ -215,11 +200,11 @@ def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, ev
     ``seed`` (dlADMM's on the task's device, as it draws there).
     """
     problem = task.problem
-    solvers = {"mdlam": (mdlam_solver(task, width=width), "cpu"),
-               "dladmm": (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
+    solvers = {names.MDLAM: (mdlam_solver(task, width=width), "cpu"),
+               names.DLADMM: (DLADMM(task.widths(width), rho=DLADMM_RHO), problem.device)}
     for method, rates in LEARNING_RATES.items():
         build = lambda _: models.mlp(task.widths(width))  # noqa: E731
-        solvers[method] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
+        solvers[names.OPTIMIZERS[method]] = (TorchOptimizer(build, method, lr=rates[task.name]), "cpu")
     frames = []
     for method, (solver, generator_device) in solvers.items():
         state = solver.init(problem, torch.Generator(device=generator_device).manual_seed(seed))
@@ -238,9 +223,9 @@ def accuracy_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     found: dict[str, Measurement] = {}
     for name, frame in runs.groupby("dataset"):
         final, at = final_accuracy(frame, "method"), {"epochs": int(frame["iteration"].max()), "dataset": name}
-        mdlam = final["mdlam"]
-        values = {"final": mdlam, "baselines": mdlam - final[list(LEARNING_RATES)].max(),
-                  "adadelta": final["adadelta"] / mdlam, "dladmm": mdlam - final["dladmm"]}
+        mdlam = final[names.MDLAM]
+        values = {"final": mdlam, "baselines": mdlam - final[[names.OPTIMIZERS[m] for m in LEARNING_RATES]].max(),
+                  "adadelta": final[names.ADADELTA] / mdlam, "dladmm": mdlam - final[names.DLADMM]}
         found |= _declared(C2_IDS, name, values, at)
     return found
 

@@ -11,13 +11,14 @@ setting it was measured at (``ClaimLedger.record`` files them).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, fits, models
+from .. import data, fits, method_names as names, models
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
 from ..optim import dladmm_gcn
@@ -121,11 +122,11 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
     """dlADMM (:data:`PAPER`), the four gradient baselines (GD on the summed loss, spec §6.10) and Taylor's
     ADMM, each from a generator seeded with ``seed``; a ``method`` column. ``evaluate_every``: see
     :func:`run_history` (the last iteration is always evaluated)."""
-    solvers: dict[str, Solver] = {"dlADMM": DLADMM(widths, PAPER)}
+    solvers: dict[str, Solver] = {names.DLADMM: DLADMM(widths, PAPER)}
     for name, lr in BASELINES.items():
-        solvers[name] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
-                                       reduction="sum" if name == "gd" else "mean")
-    solvers["ADMM (Taylor)"] = TaylorADMM(widths, rho=taylor_rho)
+        solvers[names.OPTIMIZERS[name]] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
+                                                         reduction="sum" if name == "gd" else "mean")
+    solvers[names.TAYLOR_ADMM] = TaylorADMM(widths, rho=taylor_rho)
     problem = images.problem(widths[-1])
     frames = [run_method(solver, problem, iterations=iterations, seed=seed, evaluate_every=evaluate_every)
               .assign(method=name) for name, solver in solvers.items()]
@@ -152,8 +153,8 @@ def d2_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes:
         final = final_accuracy(frame, "method")
         at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
               "dataset": name}
-        out[ids[0]] = Measurement(float(final["dlADMM"]), at)
-        out[ids[1]] = Measurement(rank_of(final, "dlADMM"), at)
+        out[ids[0]] = Measurement(float(final[names.DLADMM]), at)
+        out[ids[1]] = Measurement(rank_of(final, names.DLADMM), at)
     return out
 
 
@@ -236,15 +237,29 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
     decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
-    solvers = {"dlADMM": DLADMMGCN(widths, dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name], rho_every=rho_every)}
+    solvers = {names.DLADMM: DLADMMGCN(widths, dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name], rho_every=rho_every)}
     for method, lr in GCN_BASELINES.items():
-        solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
+        solvers[names.OPTIMIZERS[method]] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False),
+                                                           method, lr=lr)
     frames = []
     for method, solver in solvers.items():
         state = solver.init(problem, torch.Generator(device=device).manual_seed(seed))
         _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
+
+
+def gcn_comparisons(datasets: list[str], data_dir: str, device: torch.device, **options: Any
+                    ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`gcn_comparison` on each of ``datasets`` that loads, as one frame, and the reason each other graph
+    of ``data.GRAPH_DATASETS`` was skipped (not run in this profile, or not available offline)."""
+    frames, skipped = [], {name: "not run in this profile" for name in data.GRAPH_DATASETS if name not in datasets}
+    for name in datasets:
+        try:
+            frames.append(gcn_comparison(name, data_dir, device, **options))
+        except data.DataMissing:
+            skipped[name] = "not available offline"
+    return pd.concat(frames, ignore_index=True), skipped
 
 
 def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hidden: int, epochs: int
@@ -255,7 +270,7 @@ def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hi
         at = {"epochs": epochs, "hidden": hidden, "dataset": name}
         if name in finals:
             final = finals[name]
-            out[f"D4.{number}"] = Measurement(float(final["dlADMM"] - final.drop("dlADMM").max()), at)
+            out[f"D4.{number}"] = Measurement(float(final[names.DLADMM] - final.drop(names.DLADMM).max()), at)
         else:
             out[f"D4.{number}"] = Measurement(None, at, f"{name}: {missing.get(name, 'not run')}")
     return out
