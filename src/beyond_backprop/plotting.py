@@ -26,6 +26,11 @@ def set_style() -> None:
                          "pdf.fonttype": 42, "axes.titlesize": "medium"})
 
 
+def sequential_colours(count: int) -> list[tuple[float, float, float]]:
+    """``count`` colours of one hue from light to dark, for an ordered parameter such as rho."""
+    return sns.color_palette("crest", count)
+
+
 def figure(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[plt.Figure, object]:
     """A figure of fixed size per panel (stable ``text/plain`` output for nbval)."""
     set_style()

@@ -259,7 +259,7 @@ def gcn_comparisons(datasets: list[str], data_dir: str, device: torch.device, **
             frames.append(gcn_comparison(name, data_dir, device, **options))
         except data.DataMissing:
             skipped[name] = "not available offline"
-    return pd.concat(frames, ignore_index=True), skipped
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset", "method"])), skipped
 
 
 def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hidden: int, epochs: int
