@@ -317,3 +317,8 @@ def test_every_paper_b_claim_has_a_falsification_test():
     source = Path(__file__).read_text()
     declared = {d.id for nb in ("B1", "B2", "B3", "B4", "B5") for d in declared_for(nb)}
     assert {claim_id for claim_id in declared if f'verdict("{claim_id}"' not in source} == set()
+
+
+def test_load_sweep_images_returns_none_and_the_reason_when_the_dataset_is_missing(tmp_path):
+    images, skipped = paper_b.load_sweep_images("mnist-subset", str(tmp_path / "nowhere"), 10, 10)
+    assert images is None and skipped.startswith("mnist-subset is missing: ")

@@ -323,3 +323,16 @@ def test_every_paper_d_claim_is_declared_with_its_source_and_covered_above():
 def test_d2_at_200_iterations_on_fewer_images_compares_with_the_200_iteration_values():
     got = _d2({**PAPER_ORDER, "dlADMM": 0.82}, iterations=STEPS, size=10000)  # Adam and Adagrad ahead
     assert verdicts(got) == {"D2.1": results.PARTLY, "D2.2": results.PARTLY, "D2.3": NOT_TESTABLE, "D2.4": NOT_TESTABLE}
+
+
+def test_gcn_comparisons_return_the_graphs_run_and_why_the_others_were_skipped(monkeypatch):
+    def fake(name, data_dir, device, **options):
+        if name == "citeseer":
+            raise data.DataMissing("dataset 'citeseer' not found")
+        return pd.DataFrame({"dataset": [name], "method": ["dlADMM"], "iteration": [1], "test_accuracy": [0.5]})
+
+    monkeypatch.setattr(paper_d, "gcn_comparison", fake)
+    runs, skipped = paper_d.gcn_comparisons(["cora", "citeseer"], "", torch.device("cpu"), hidden=4, iterations=1)
+    assert list(runs["dataset"]) == ["cora"]
+    assert skipped["citeseer"] == "not available offline" and skipped["pubmed"] == "not run in this profile"
+    assert set(skipped) == set(data.GRAPH_DATASETS) - {"cora"}
