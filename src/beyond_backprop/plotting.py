@@ -13,9 +13,9 @@ from . import method_names as names
 
 PANEL_SIZE = (4.2, 3.2)
 _PALETTE = sns.color_palette("colorblind")
-# one colour per method in every figure; the orange, vermillion and brown of the palette never meet
+# one colour per method in every figure; of the palette's orange, vermillion and brown only vermillion is used
 METHOD_COLOURS = {names.ADAM: _PALETTE[0], names.ADAGRAD: _PALETTE[2], names.DLADMM: _PALETTE[3],
-                  names.DLADMM_GCN: _PALETTE[3], names.MDLAM: _PALETTE[4], names.ADADELTA: _PALETTE[1],
+                  names.DLADMM_GCN: _PALETTE[3], names.MDLAM: _PALETTE[4], names.ADADELTA: _PALETTE[9],
                   names.GD: _PALETTE[7], names.TAYLOR_ADMM: "black"}
 
 
@@ -28,7 +28,7 @@ def set_style() -> None:
 
 def sequential_colours(count: int) -> list[tuple[float, float, float]]:
     """``count`` colours of one hue from light to dark, for an ordered parameter such as rho."""
-    return sns.color_palette("crest", count)
+    return sns.cubehelix_palette(count, start=2.0, rot=0.0, light=0.8, dark=0.15)
 
 
 def figure(nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[plt.Figure, object]:

@@ -47,8 +47,8 @@ class OneSided(Rule):
             return REPRODUCED, f"{measured:.3g} >= {self.reach:.3g} already on fewer samples"
         if self.ceiling is not None and measured > self.ceiling:
             return NOT_REPRODUCED, f"{measured:.3g} > {self.ceiling:.3g} already on fewer samples"
-        return NOT_TESTABLE, (f"{measured:.3g} on fewer samples than the paper's 60,000; more samples could "
-                              "only raise it, so this budget cannot decide")
+        return NOT_TESTABLE, (f"{measured:.3g} on fewer samples than MNIST's 60,000 training images; more "
+                              "samples could only raise it, so this budget cannot decide")
 
     def describe(self) -> str:
         parts = [f">= {self.reach:.3g} reproduces" if self.reach is not None else "",
