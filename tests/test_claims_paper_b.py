@@ -12,6 +12,8 @@ from beyond_backprop.claims.paper_b import OneSided
 from beyond_backprop.experiments import paper_b
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = results.REPRODUCED, results.NOT_REPRODUCED, results.NOT_TESTABLE
+DEMONSTRATED = results.DEMONSTRATED
+HOLDS = {REPRODUCED, DEMONSTRATED}  # a demonstration that holds reads "demonstrated"
 SIZES = [64, 128, 256, 512, 1024]
 BERTOIN_AT = {"dataset": "mnist", "samples": 60_000}
 SUBSET_AT = {"dataset": "mnist-subset", "samples": 10_000}
@@ -46,7 +48,7 @@ def test_b1_flat_ratio_of_three_reproduces_every_claim():
     measured = paper_b.cheap_gradient_measurements(b1_rounds(lambda a, s, n: 3.0))
     assert measured["B1.1"] == pytest.approx(3.0, rel=0.05)
     assert abs(measured["B1.3"]) < 0.05 and abs(measured["B1.4"]) < 0.05
-    assert all(verdict(k, v) == REPRODUCED for k, v in measured.items())
+    assert all(verdict(k, v) in HOLDS for k, v in measured.items())
 
 
 def test_b1_contradicting_runs_are_not_reproduced():
@@ -115,7 +117,7 @@ def test_b2_theorem_shaped_runs_reproduce():
     measured = paper_b.forward_mode_measurements(b2_rounds(lambda p: 3 * p, lambda p: 2.5, lambda p: 0.8 * p),
                                                  MEMORY_AGREES)
     assert measured["B2.1"] == pytest.approx(1.0, abs=0.05) and measured["B2.4"] == pytest.approx(1.0)
-    assert all(verdict(k, v) == REPRODUCED for k, v in measured.items())
+    assert all(verdict(k, v) in HOLDS for k, v in measured.items())
 
 
 def test_b2_contradicting_runs_are_not_reproduced():
@@ -152,7 +154,7 @@ def test_b3_matmul_shaped_runs_reproduce():
     assert measured["B3.1"] == pytest.approx(1.2, rel=0.05)
     assert measured["B3.2"] == pytest.approx(1.0, abs=0.05)
     assert measured["B3.3"] == pytest.approx(4.0, rel=0.05)
-    assert all(verdict(k, v) == REPRODUCED for k, v in measured.items())
+    assert all(verdict(k, v) in HOLDS for k, v in measured.items())
 
 
 def test_b3_contradicting_runs_are_not_reproduced():
@@ -175,7 +177,7 @@ def test_b4_real_pairs_reproduce_and_pairs_that_agree_at_the_kink_do_not():
     pairs = kinks.equal_pairs_table()
     measured = paper_b.kink_measurements(pairs)
     assert measured == {"B4.1": 4.0, "B4.2": 1.0}
-    assert verdict("B4.1", measured["B4.1"]) == REPRODUCED and verdict("B4.2", measured["B4.2"]) == REPRODUCED
+    assert verdict("B4.1", measured["B4.1"]) == DEMONSTRATED and verdict("B4.2", measured["B4.2"]) == DEMONSTRATED
     agreeing = pairs.assign(derivative=pairs["reference_derivative"], ad_differs=False)
     agreeing.loc[agreeing["pair"] == "relu(x) - relu(-x) = x", "derivative"] = 1.0
     measured = paper_b.kink_measurements(agreeing)
@@ -231,8 +233,11 @@ def test_never_in_float64_is_not_vacuous_it_needs_bifurcations_in_a_lower_precis
 
 
 def test_b4_below_the_papers_sample_count_only_decides_what_more_samples_could_not_change():
-    assert verdict("B4.3", 0.0, SUBSET_AT) == REPRODUCED
-    assert verdict("B4.3", 0.1, SUBSET_AT) == NOT_REPRODUCED
+    # a zero on a sixth of the images is undecided (issue 22 §3): the rest could still bifurcate
+    assert verdict("B4.3", 0.0, SUBSET_AT) == NOT_TESTABLE
+    one_network_in_20 = {"float16": 0.95, "float32": 0.4, "float64": 0.05}  # a rare float64 bifurcation
+    assert verdict("B4.3", paper_b.bifurcation_measurements(volume(one_network_in_20))["B4.3"], SUBSET_AT) \
+        == NOT_REPRODUCED
     assert verdict("B4.4", 1.0, SUBSET_AT) == REPRODUCED
     assert verdict("B4.4", 0.3, SUBSET_AT) == NOT_TESTABLE   # more samples could still make it systematic
     assert verdict("B4.5", 0.9, SUBSET_AT) == NOT_REPRODUCED  # already above "about half"
@@ -260,7 +265,7 @@ INSTANCES = pd.DataFrame({"clarke_exact": [3, 4, 5, 2], "conservative": [8, 9, 5
 def test_b5_known_answers_and_agreeing_runs_reproduce():
     measured = paper_b.hardness_measurements(PAIR, INSTANCES)
     assert measured == {"B5.1": pytest.approx(2 ** 0.5), "B5.2": 0.75, "B5.3": 2.0}
-    assert verdict("B5.1", measured["B5.1"]) == REPRODUCED and verdict("B5.3", measured["B5.3"]) == REPRODUCED
+    assert verdict("B5.1", measured["B5.1"]) == DEMONSTRATED and verdict("B5.3", measured["B5.3"]) == REPRODUCED
     assert verdict("B5.2", 1.0) == REPRODUCED
 
 
@@ -285,7 +290,8 @@ def test_b5_4_hardness_stays_not_testable():
 
 def test_sources_of_paper_b_claims():
     sources = {d.id: d.source for nb in ("B1", "B2", "B3", "B4", "B5") for d in declared_for(nb)}
-    assert {k for k, v in sources.items() if v == "derived"} == {"B2.3", "B2.4", "B2.5", "B3.3", "B5.2"}
+    assert {k for k, v in sources.items() if v == "derived"} == {"B2.3", "B2.4", "B2.5", "B5.2"}
+    assert {k for k, v in sources.items() if v == "demonstration"} == {"B2.1", "B3.3", "B4.1", "B4.2", "B5.1"}
     assert {k for k, v in sources.items() if v == "cited"} == {"B4.3", "B4.4", "B4.5"}
     assert all("Bertoin" in declaration(k).citation for k in ("B4.3", "B4.4", "B4.5"))
 
@@ -311,3 +317,8 @@ def test_every_paper_b_claim_has_a_falsification_test():
     source = Path(__file__).read_text()
     declared = {d.id for nb in ("B1", "B2", "B3", "B4", "B5") for d in declared_for(nb)}
     assert {claim_id for claim_id in declared if f'verdict("{claim_id}"' not in source} == set()
+
+
+def test_load_sweep_images_returns_none_and_the_reason_when_the_dataset_is_missing(tmp_path):
+    images, skipped = paper_b.load_sweep_images("mnist-subset", str(tmp_path / "nowhere"), 10, 10)
+    assert images is None and skipped.startswith("mnist-subset is missing: ")

@@ -14,7 +14,7 @@ from beyond_backprop.experiments.equal_budget import measures
 from beyond_backprop.experiments.equal_budget import runs as eb_runs
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = results.REPRODUCED, results.NOT_REPRODUCED, results.NOT_TESTABLE
-METHODS = {"Adam": "backprop, full batch", "SGD": "backprop, full batch",
+METHODS = {"Adam": "backprop, full batch", "GD": "backprop, full batch",
            "FW, backprop gradient": "backprop, mini-batch",
            "averaged PFG-FW": "forward gradient", "forward-gradient SGD": "forward gradient", "dlADMM": "ADMM-type",
            "Taylor's ADMM": "ADMM-type", "mDLAM": "ADMM-type"}
@@ -87,7 +87,7 @@ def test_mdlam_must_win_in_every_seed():
     loses = runs({"mDLAM": noisy(0.5, 0.02), "dlADMM": noisy(0.7, 0.02, seed=1)})
     assert verdicts(loses)["X1.2"] == NOT_REPRODUCED and verdicts(loses)["X1.3"] == NOT_REPRODUCED
     # ahead on average, behind in one seed: a tie, not a win
-    swaps = runs({"mDLAM": [0.8, 0.8, 0.69, 0.8, 0.8], "SGD": [0.6, 0.6, 0.7, 0.6, 0.6]})
+    swaps = runs({"mDLAM": [0.8, 0.8, 0.69, 0.8, 0.8], "GD": [0.6, 0.6, 0.7, 0.6, 0.6]})
     assert verdicts(swaps)["X1.3"] != REPRODUCED
 
 
@@ -105,11 +105,11 @@ def test_memory_below_the_batch_or_unmeasured_is_not_testable():
 
 
 def test_admm_faster_than_gradient_descent():
-    faster = runs(seconds={"dlADMM": noisy(1.1, 0.1), "SGD": noisy(2.5, 0.2, seed=1)})
+    faster = runs(seconds={"dlADMM": noisy(1.1, 0.1), "GD": noisy(2.5, 0.2, seed=1)})
     assert verdicts(faster)["X1.5"] == REPRODUCED
-    slower = runs(seconds={"mDLAM": noisy(3.0, 0.2), "SGD": noisy(1.0, 0.1, seed=1)})
+    slower = runs(seconds={"mDLAM": noisy(3.0, 0.2), "GD": noisy(1.0, 0.1, seed=1)})
     assert verdicts(slower)["X1.5"] == NOT_REPRODUCED
-    only_sgd = runs(seconds={"SGD": noisy(1.0, 0.1)})  # no ADMM-type method reached it in the budget
+    only_sgd = runs(seconds={"GD": noisy(1.0, 0.1)})  # no ADMM-type method reached it in the budget
     assert verdicts(only_sgd)["X1.6"] == NOT_REPRODUCED
     assert verdicts(runs())["X1.5"] == NOT_TESTABLE  # nobody reached the target: says nothing
     nan = float("nan")
@@ -119,7 +119,7 @@ def test_admm_faster_than_gradient_descent():
 
 def test_an_admm_method_with_too_few_steps_is_left_out_of_the_fastest():
     # mDLAM would be fastest, but took too few steps: the others are compared, and they are slower than SGD
-    final = runs(seconds={"mDLAM": noisy(0.5, 0.05), "dlADMM": noisy(3.0, 0.2), "SGD": noisy(1.0, 0.1, seed=1)},
+    final = runs(seconds={"mDLAM": noisy(0.5, 0.05), "dlADMM": noisy(3.0, 0.2), "GD": noisy(1.0, 0.1, seed=1)},
                  steps={"mDLAM": 5})
     assert verdicts(final)["X1.5"] == NOT_REPRODUCED
     alone = runs(seconds={"mDLAM": noisy(0.5, 0.05)}, steps={"dlADMM": 5, "Taylor's ADMM": 5, "mDLAM": 5})

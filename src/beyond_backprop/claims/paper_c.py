@@ -1,6 +1,9 @@
 """Claims of paper C (mDLAM, Wang, Li, Zhao, Neurocomputing 2022), declared as data (see ``claims.declaration``).
 
-Every claim is the paper's own (none cited, none derived) and names its dataset in ``scale``; the paper's values hold after its 200 epochs at width 100.
+Claims name their dataset in ``scale``; the paper's values hold after its 200 epochs at width 100. Most are the
+paper's own; C1.5/C1.6 are derived (the paper runs no accelerated-vs-plain comparison, and in its code acceleration
+is a no-op: spec §4.3, §5.1); C1.7/C1.8 and C3.1/C3.4 are demonstrations (a safeguard that enforces descent at a
+fixed eps; "under 1 s per epoch" against hundredths of a second on any current CPU).
 The paper's Tables 4 and 5 are kept here, the one place its accuracy numbers live.
 """
 
@@ -9,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..results import AtLeast, AtMost, Between, Near, Rule
-from .declaration import Declaration
+from ..results import AtLeast, AtMost, Between, Near, NotTestable, Rule
+from .declaration import DEMONSTRATION, DERIVED, Declaration
 
 EPOCHS = 200
 EPS_FLOOR_EPOCH = 18  # eps0 = 100 halved each epoch reaches its floor 1e-3 in epoch 18 (100 / 2**17 < 1e-3)
@@ -75,8 +78,27 @@ FIG2_ADADELTA = {"cora": "about 0.43 vs 0.742 (Fig 2)", "citeseer": "about 0.395
 FIG3_RHO = {"cora": "0.14 -> 0.34 s, ratio 2.4 (Fig 3b)", "citeseer": "0.33 -> 0.70 s, ratio 2.1 (Fig 3b)"}
 FIG3_WIDTH = {"cora": "0.17 -> 1.6 s from 100 to 1000 units (Fig 3a)",
               "citeseer": "0.5 -> 4.2 s from 100 to 1000 units (Fig 3a)"}
+BATCHED_BACKTRACKING = ("the paper explains the rise by more sequential backtracking doublings; this mDLAM tests "
+                        "all eleven candidates of a block in one batched product, so an epoch costs the same "
+                        "however many doublings it needs (the ratio is shown, not judged)")
 EARLY_GAIN = {"cora": "+0.044 at epoch 40 (Table 5)", "citeseer": "+0.076 at epoch 40 (Table 5)"}
 FINAL = dict(zip(DATASETS, (0.742, 0.668, 0.773, 0.894)))  # Tables 4-5, epoch 200
+TEST_NODES = 1000  # Cora's and Citeseer's public test split
+EPS0_NODES = 20  # C4.2/C4.5 margin: 2% of the test nodes, above the paper's 2 and 6
+
+
+def _table5_spread_nodes(dataset: str) -> int:
+    finals = [values[-1] for (name, _), values in TABLE5.items() if name == dataset]
+    return round((max(finals) - min(finals)) * TEST_NODES)
+
+
+def _table4_order(dataset: str) -> str:
+    finals = sorted(((values[-1], rho) for (name, rho), values in TABLE4.items() if name == dataset), reverse=True)
+    return " > ".join(f"{rho:g} ({accuracy})" for accuracy, rho in finals)
+
+
+TABLE5_NODES = {name: _table5_spread_nodes(name) for name in ("cora", "citeseer")}
+TABLE4_ORDER = {name: _table4_order(name) for name in ("cora", "citeseer")}
 
 CLAIMS: tuple[Declaration, ...] = (
     # C1: Fig 1 (objective of Problem 2 per epoch) and Lemma 2 (monotone decrease)
@@ -89,13 +111,13 @@ CLAIMS: tuple[Declaration, ...] = (
       for n, name in ((3, "cora"), (4, "citeseer"))),
     *(Declaration(f"C1.{n}", f"Nesterov acceleration lowers the objective reached ({name})",
                   "accelerated mDLAM (Alg. 1, Nesterov extrapolation)", AtMost(1.0, partly=1.05),
-                  unit="accelerated/plain final objective", scale=_at(name))
+                  unit="accelerated/plain final objective", scale=_at(name), source=DERIVED)
       for n, name in ((5, "cora"), (6, "citeseer"))),
     *(Declaration(f"C1.{n}", f"the objective never rises once eps is at its floor, epoch "
                   f"{EPS_FLOOR_EPOCH + 1} on ({name})",
                   "monotone decrease for a fixed eps (Lemma 2)", AtMost(RISE_TOLERANCE),
                   unit="largest rise over the earlier minimum at the eps floor", scale=_at(name),
-                  at_budget=_monotone_at_floor_prefix)
+                  at_budget=_monotone_at_floor_prefix, source=DEMONSTRATION)
       for n, name in ((7, "cora"), (8, "citeseer"))),
     *(Declaration(f"C1.{n}", f"the objective falls to a small fraction of its first value ({name})",
                   FIG1[name], AtMost(0.05, partly=0.2), unit="final/first objective", scale=_at(name))
@@ -117,14 +139,14 @@ CLAIMS: tuple[Declaration, ...] = (
       for n, name in ((8, "cora"), (9, "citeseer"))),
     # C3: Fig 3 (seconds per epoch against hidden width and against rho)
     *(Declaration(f"C3.{n}", f"under 1 s per epoch at 100 hidden units ({name})", "< 1 s (Fig 3a, Xeon CPU)",
-                  AtMost(1.0), unit="s/epoch", scale={"width": 100, "dataset": name})
+                  AtMost(1.0), unit="s/epoch", scale={"width": 100, "dataset": name}, source=DEMONSTRATION)
       for n, name in ((1, "cora"), (4, "citeseer"))),
     *(Declaration(f"C3.{n}", f"time per epoch grows roughly linearly with the width, 100 to 1000 units ({name})",
                   FIG3_WIDTH[name], Between(0.7, 1.3, partly=(0.4, 1.6)), unit="log-log slope",
                   scale={"largest_width": 1000, "dataset": name})
       for n, name in ((2, "cora"), (5, "citeseer"))),
     *(Declaration(f"C3.{n}", f"time per epoch rises mildly from rho = 1e-6 to rho = 1 ({name})", FIG3_RHO[name],
-                  Between(1.5, 3.5, partly=(1.3, 5.0)), unit="fitted time ratio rho = 1 / 1e-6",
+                  NotTestable(BATCHED_BACKTRACKING), unit="fitted time ratio rho = 1 / 1e-6",
                   scale={"rho_decades": 6, "dataset": name})
       for n, name in ((3, "cora"), (6, "citeseer"))),
     # C4: Tables 4 and 5 (sensitivity to rho and eps0)
@@ -132,11 +154,18 @@ CLAIMS: tuple[Declaration, ...] = (
                   "spreads 0.104 vs 0.002 (cora), 0.131 vs 0.006 (citeseer) (Tables 4-5)", AtLeast(0.0),
                   unit="rho spread minus eps0 spread", scale=_at(name))
       for n, name in ((1, "cora"), (4, "citeseer"))),
-    *(Declaration(f"C4.{n}", f"eps0 barely changes the final accuracy ({name})", "spread <= 0.006 (Table 5)",
-                  AtMost(0.02, partly=0.05), unit="accuracy spread across eps0", scale=_at(name))
+    *(Declaration(f"C4.{n}", f"eps0 barely changes the final accuracy: at most {EPS0_NODES} of the 1,000 test "
+                  f"nodes between the best and the worst eps0, {EPS0_NODES - TABLE5_NODES[name]} nodes of margin "
+                  f"over the paper's ({name})", f"{TABLE5_NODES[name]} of 1,000 test nodes (Table 5 spread)",
+                  AtMost(EPS0_NODES, partly=2.5 * EPS0_NODES), unit="test nodes between best and worst eps0",
+                  scale=_at(name))
       for n, name in ((2, "cora"), (5, "citeseer"))),
     *(Declaration(f"C4.{n}", f"a larger eps0 is faster early: eps0 = 100 beats eps0 = 1 at epoch 40 ({name})",
                   EARLY_GAIN[name], AtLeast(0.02, partly=0.0), unit="accuracy gain at epoch 40",
                   scale={"epochs": 40, "dataset": name})
       for n, name in ((3, "cora"), (6, "citeseer"))),
+    *(Declaration(f"C4.{n}", f"the rho values rank the final accuracy as Table 4 does ({name})",
+                  f"{TABLE4_ORDER[name]} at epoch 200 (Table 4)", AtLeast(1.0, partly=0.6),
+                  unit="share of rho pairs in Table 4's order", scale=_at(name))
+      for n, name in ((7, "cora"), (8, "citeseer"))),
 )

@@ -3,8 +3,11 @@
 The KDD figures plot 200 iterations of a 784-1000-1000-10 MLP on the full training sets (MNIST 55,000,
 Fashion-MNIST 60,000). Curves that are monotone or oscillating over the whole plot are so over their
 first N iterations too: those claims can be read at any budget of at least ``MIN_STEPS`` iterations.
-The accuracy curves (Figs 4-5) are not tabulated; below 200 iterations their claims compare with the
-level the paper's text gives after dlADMM's early jump, with a tolerance for reading a plot.
+The accuracy curves (Figs 4-5) are not tabulated; below 200 iterations their claims compare with about 0.8, the
+level the paper's text gives after dlADMM's early jump, read at the last iteration run: that the jump is over by
+iteration ``EARLY`` is the project's reading of "jumps to about 0.8 early", not a number of the paper.
+The GCN claims D4 are derived: the journal's abstract, the only part of it available, states no accuracy, and
+their scale (500 epochs, hidden 128) is the official code's.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 from ..results import AtLeast, AtMost, Between, Rule
 from .declaration import DERIVED, Declaration
 
+GCN_SCALE_ORIGIN = {"epochs": "official code", "hidden": "official code"}
+
 ITERATIONS = 200  # KDD §5.1: every method runs 200 iterations
 MIN_STEPS = 10  # a share of falling steps over fewer iterations says nothing
-EARLY = 30  # dlADMM 'jumps to about 0.8 early' (KDD §5.3): taken as within the first 30 of 200 iterations
+EARLY = 30  # the project's reading of 'jumps to about 0.8 early' (KDD §5.3): within the first 30 of 200 iterations
 PLOT_TOLERANCE = 0.05  # reading an accuracy level off a figure
 
 
@@ -33,7 +38,7 @@ def _whole_curve(rule: Rule, paper_value: str):
 def _convergence(number: int, dataset: str) -> tuple[Declaration, ...]:
     scale = {"iterations": ITERATIONS}
     monotone = AtLeast(0.95, partly=0.75)
-    oscillates = AtLeast(0.3, partly=0.1)
+    oscillates = AtLeast(0.3, partly=0.15)  # a zig-zag flips at every step, a monotone curve at none
     return (
         Declaration(f"D1.{number}", f"{dataset}: at rho = 1 the augmented Lagrangian L_rho falls monotonically",
                     "monotone decrease (Fig 2a; Thm 4.2 for rho > 2H)", monotone,
@@ -43,10 +48,9 @@ def _convergence(number: int, dataset: str) -> tuple[Declaration, ...]:
                     "falls monotonically", "monotone decrease, log residual about 10 to -5 (Fig 2b)",
                     monotone, unit="share of falling steps", scale=scale,
                     at_budget=_whole_curve(monotone, "monotone decrease (Fig 2b)")),
-        Declaration(f"D1.{number + 2}", f"{dataset}: at rho = 1e-6 dlADMM does not converge: L_rho does not "
-                    "descend but rises at a sizeable share of iterations",
-                    "objective oscillates wildly, log about -4 to 4 (Fig 3a)", oscillates,
-                    unit="share of rising L_rho steps", scale=scale,
+        Declaration(f"D1.{number + 2}", f"{dataset}: at rho = 1e-6 L_rho oscillates: its change flips sign at "
+                    "a sizeable share of iterations", "objective oscillates wildly, log about -4 to 4 (Fig 3a)",
+                    oscillates, unit="share of L_rho steps that change sign", scale=scale,
                     at_budget=_whole_curve(oscillates, "oscillation throughout (Fig 3a)")),
     )
 
@@ -60,8 +64,11 @@ def _accuracy_at_budget(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
     """The level the paper gives at the iterations run: about 0.8 after the early jump, 0.9 at 200."""
     if not _smaller_run(at):
         return None
-    level, text = (0.9, "about 0.9 after 200 iterations") if at["iterations"] >= ITERATIONS else \
-        (0.8, f"about 0.8 after the early jump, read at iteration {at['iterations']}")
+    if at["iterations"] >= ITERATIONS:
+        level, text = 0.9, "about 0.9 after 200 iterations"
+    else:
+        level, text = 0.8, (f"about 0.8 at iteration {at['iterations']} (the project's reading of 'jumps to "
+                            f"about 0.8 early' as reached by iteration {EARLY})")
     return (AtLeast(level - PLOT_TOLERANCE, partly=level - 2 * PLOT_TOLERANCE),
             f"{text} (KDD §5.3 on Figs 4-5; the paper trains on the full set)")
 
@@ -79,7 +86,8 @@ def _rank_at_budget(at: Mapping[str, Any]) -> tuple[Rule, str] | None:
 def _accuracy(number: int, dataset: str, figure: str, train_size: int) -> tuple[Declaration, ...]:
     scale = {"iterations": ITERATIONS, "width": 1000, "train_size": train_size}
     return (
-        Declaration(f"D2.{number}", f"{dataset}: dlADMM's test accuracy after 200 iterations",
+        Declaration(f"D2.{number}", f"{dataset}: dlADMM's test accuracy at the last iteration run "
+                    "(paper: about 0.9 at 200 iterations)",
                     f"about 0.9 after 200 iterations ({figure}b)",
                     AtLeast(0.9 - PLOT_TOLERANCE, partly=0.9 - 2 * PLOT_TOLERANCE), unit="test accuracy",
                     scale=scale, at_budget=_accuracy_at_budget),
@@ -91,9 +99,10 @@ def _accuracy(number: int, dataset: str, figure: str, train_size: int) -> tuple[
 
 def _gcn(number: int, dataset: str) -> Declaration:
     return Declaration(f"D4.{number}", f"{dataset}: the dlADMM-GCN's test accuracy matches the best of GD, "
-                       "Adagrad, Adadelta and Adam", "competitive (journal abstract; its numbers are not available)",
-                       AtLeast(-0.02, partly=-0.1), unit="accuracy difference",
-                       scale={"epochs": 500, "hidden": 128})
+                       "Adagrad, Adadelta and Adam", "the project's check: the journal's abstract states no "
+                       "accuracy and its body is not available", AtLeast(-0.02, partly=-0.1),
+                       unit="accuracy difference", source=DERIVED, scale={"epochs": 500, "hidden": 128},
+                       scale_origin=GCN_SCALE_ORIGIN)
 
 
 # D3's margins: on the loaded 2-core machine the single interleaved rounds spread by about +-0.1 around
@@ -116,7 +125,8 @@ CLAIMS: tuple[Declaration, ...] = (
                 scale={"points": 5, "width": 1000}),
     Declaration("D3.3", "The quadratic approximation with backtracking is cheaper than the exact subproblem solves",
                 "no matrix inversion: cubic -> quadratic cost per subproblem (§4)", AtLeast(1.2, partly=1.1),
-                unit="time exact / quadratic", scale={"width": 1000}),
+                unit="time exact / quadratic", scale={"width": 1000},
+                scale_origin={"width": "Table 2's widest; the paper times no exact solves"}),
     *(_gcn(number, name) for number, name in enumerate(
         ("Cora", "Citeseer", "PubMed", "Coauthor-CS", "Coauthor-Physics"), start=1)),
     Declaration("D5.1", "L_rho descends at rho = 1 at a larger share of iterations than at rho = 1e-6",

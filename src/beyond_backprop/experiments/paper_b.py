@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from .. import models
+from .. import data, models
 from ..autodiff import cost, hardness, kinks
 from ..data import ImageData
 from ..fits import loglog_slope
@@ -242,6 +242,15 @@ def kink_measurements(pairs: pd.DataFrame, tolerance: float = 1e-12) -> dict[str
             "B4.2": abs(float(table.loc["relu(x) - relu(-x) = x", "derivative"]) - 1.0)}
 
 
+def load_sweep_images(dataset: str, data_dir: str, train_limit: int | None, test_limit: int | None
+                      ) -> tuple[ImageData | None, str]:
+    """The images of B4's precision sweep, or None and the reason they are skipped (the dataset is missing)."""
+    try:
+        return data.load_images(dataset, data_dir, train_limit=train_limit, test_limit=test_limit), ""
+    except data.DataMissing as missing:
+        return None, f"{dataset} is missing: {missing}"
+
+
 def bifurcation_on_images(images: ImageData, networks: int, width: int, hidden_layers: int, batch_size: int,
                           dtypes: Sequence[str], device: torch.device) -> pd.DataFrame:
     """Bertoin et al.'s volume estimate on every image of ``images`` (train, then test), in order:
@@ -314,7 +323,8 @@ def hardness_instances(hidden_sizes: Sequence[int], inputs: int, instances: int,
     return pd.DataFrame(rows)
 
 
-def hardness_measurements(pair: pd.DataFrame, instances: pd.DataFrame, tolerance: float = 1e-12) -> dict[str, float | None]:
+def hardness_measurements(pair: pd.DataFrame, instances: pd.DataFrame, tolerance: float = 1e-12
+                          ) -> dict[str, float | None]:
     """B5.1: the distance between the two programs' AD vectors at the tie (relu'(0) = 0), when both equal
     max on every sampled point; B5.2: the fraction of networks whose conservative set at 0 has more
     {0,1}-choices than the Clarke set has generators; B5.3: networks with an AD output outside Clarke."""

@@ -15,12 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models, plotting
+from .. import data, method_names as names, models
 from ..claims import declared_for
 from ..claims.paper_c import DATASETS, EPS_FLOOR_EPOCH, TABLE4, TABLE5, TABLE_EPOCHS  # noqa: F401
 from ..data.graph_features import augmented_features
@@ -104,21 +103,6 @@ def run_on_tasks(experiment: Callable[..., pd.DataFrame], tasks: dict[str, NodeT
     runs = pd.concat([experiment(task, **options) for task in tasks.values()], ignore_index=True)
     runs[columns or list(runs.columns)].to_csv(Path(out) / "metrics.csv", index=False)
     return runs
-
-
-def curves(runs: pd.DataFrame, by: str, column: str, *, dashed: str, bold: str | None = None,
-           **axes_options: Any) -> tuple[plt.Figure, list[plt.Axes]]:
-    """One panel per dataset of ``runs``: ``column`` against the epoch, one line per value of ``by``
-    (``dashed``'s dashed, ``bold``'s thicker); ``axes_options`` go to every panel's ``set``."""
-    evaluated = runs.dropna(subset=[column])
-    names = list(dict.fromkeys(evaluated["dataset"]))
-    fig, axes = plotting.figure(ncols=len(names), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        for label, run in evaluated[evaluated["dataset"] == name].groupby(by, sort=False):
-            ax.plot(run["iteration"], run[column], label=label, linestyle="--" if label == dashed else "-",
-                    linewidth=2.5 if label == bold else None)
-        ax.set(xlabel="epoch", title=name, **axes_options)
-    return fig, list(axes[0])
 
 
 def unmeasured(notebook_id: str, skipped: dict[str, str]) -> dict[str, Measurement]:
@@ -216,10 +200,10 @@ def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, ev
     with ``seed``, so a run starts from the same values on any device.
     """
     problem = task.problem
-    solvers = {"mdlam": mdlam_solver(task, width=width), "dladmm": DLADMM(task.widths(width), rho=DLADMM_RHO)}
+    solvers = {names.MDLAM: mdlam_solver(task, width=width), names.DLADMM: DLADMM(task.widths(width), rho=DLADMM_RHO)}
     for method, rates in LEARNING_RATES.items():
         build = lambda _: models.mlp(task.widths(width))  # noqa: E731
-        solvers[method] = TorchOptimizer(build, method, lr=rates[task.name])
+        solvers[names.OPTIMIZERS[method]] = TorchOptimizer(build, method, lr=rates[task.name])
     frames = []
     for method, solver in solvers.items():
         state = solver.init(problem, torch.Generator().manual_seed(seed))
@@ -228,7 +212,8 @@ def accuracy_comparison(task: NodeTask, *, iterations: int, width: int = 100, ev
     return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
 
 
-C2_IDS = {"final": {"cora": "C2.1", "citeseer": "C2.2", "pubmed": "C2.3", "coauthor-cs": "C2.4"}, "baselines": {"cora": "C2.5", "citeseer": "C2.6"},
+C2_IDS = {"final": {"cora": "C2.1", "citeseer": "C2.2", "pubmed": "C2.3", "coauthor-cs": "C2.4"},
+          "baselines": {"cora": "C2.5", "citeseer": "C2.6"},
           "adadelta": {"cora": "C2.7", "citeseer": "C2.10"}, "dladmm": {"cora": "C2.8", "citeseer": "C2.9"}}
 
 
@@ -237,9 +222,9 @@ def accuracy_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
     found: dict[str, Measurement] = {}
     for name, frame in runs.groupby("dataset"):
         final, at = final_accuracy(frame, "method"), {"epochs": int(frame["iteration"].max()), "dataset": name}
-        mdlam = final["mdlam"]
-        values = {"final": mdlam, "baselines": mdlam - final[list(LEARNING_RATES)].max(),
-                  "adadelta": final["adadelta"] / mdlam, "dladmm": mdlam - final["dladmm"]}
+        mdlam = final[names.MDLAM]
+        values = {"final": mdlam, "baselines": mdlam - final[[names.OPTIMIZERS[m] for m in LEARNING_RATES]].max(),
+                  "adadelta": final[names.ADADELTA] / mdlam, "dladmm": mdlam - final[names.DLADMM]}
         found |= _declared(C2_IDS, name, values, at)
     return found
 
@@ -350,13 +335,34 @@ def sensitivity(task: NodeTask, *, rhos: list[float], eps0s: list[float], iterat
             runs[rho, eps0] = run_mdlam(task, iterations=iterations, rho=rho, eps0=eps0,
                                         evaluate_every=evaluate_every, seed=seed)
         frames.append(runs[rho, eps0].assign(parameter=parameter, value=value))
-    return pd.concat(frames, ignore_index=True).assign(dataset=task.name)
+    test_nodes = len(task.problem.evaluate["test"].labels)
+    return pd.concat(frames, ignore_index=True).assign(dataset=task.name, test_nodes=test_nodes)
 
 
 def final_spread(frame: pd.DataFrame, parameter: str) -> float:
     """Largest minus smallest final test accuracy across the values of ``parameter``."""
     accuracy = final_accuracy(frame[frame["parameter"] == parameter], "value")
     return float(accuracy.max() - accuracy.min())
+
+
+def final_spread_nodes(frame: pd.DataFrame, parameter: str) -> int:
+    """:func:`final_spread` as a whole number of test nodes (a float32 accuracy read back as a count)."""
+    nodes = int(frame["test_nodes"].iloc[0])
+    correct = (final_accuracy(frame[frame["parameter"] == parameter], "value") * nodes).round().astype(int)
+    return int(correct.max() - correct.min())
+
+
+def table4_order_share(frame: pd.DataFrame, dataset: str) -> float | None:
+    """Share of the pairs of run rho values (those Table 4 reports) whose final accuracies are ordered as in
+    Table 4 at epoch 200; None when fewer than two of them were run."""
+    paper = {rho: values[-1] for (name, rho), values in TABLE4.items() if name == dataset}
+    measured = final_accuracy(frame[frame["parameter"] == "rho"], "value")
+    common = sorted(rho for rho in measured.index if rho in paper)
+    pairs = [(a, b) for i, a in enumerate(common) for b in common[i + 1:]]
+    if not pairs:
+        return None
+    agree = [np.sign(measured[a] - measured[b]) == np.sign(paper[a] - paper[b]) for a, b in pairs]
+    return float(np.mean(agree))
 
 
 def early_gain(frame: pd.DataFrame, epoch: int) -> float:
@@ -367,7 +373,7 @@ def early_gain(frame: pd.DataFrame, epoch: int) -> float:
 
 
 C4_IDS = {"spreads": {"cora": "C4.1", "citeseer": "C4.4"}, "eps0": {"cora": "C4.2", "citeseer": "C4.5"},
-          "early": {"cora": "C4.3", "citeseer": "C4.6"}}
+          "early": {"cora": "C4.3", "citeseer": "C4.6"}, "order": {"cora": "C4.7", "citeseer": "C4.8"}}
 EARLY_EPOCH = 40
 
 
@@ -379,7 +385,11 @@ def sensitivity_claims(runs: pd.DataFrame) -> dict[str, Measurement]:
         early = min(EARLY_EPOCH, last)
         at = {"epochs": last, "dataset": name}
         found |= _declared(C4_IDS, name, {"spreads": final_spread(frame, "rho") - final_spread(frame, "eps0"),
-                                          "eps0": final_spread(frame, "eps0")}, at)
+                                          "eps0": final_spread_nodes(frame, "eps0")}, at)
+        if name in C4_IDS["order"]:
+            order = table4_order_share(frame, name)
+            found[C4_IDS["order"][name]] = Measurement(order, at, "" if order is not None else
+                                                       "fewer than two of Table 4's rho values were run")
         found |= _declared(C4_IDS, name, {"early": early_gain(frame, early)}, {**at, "epochs": early})
     return found
 

@@ -11,13 +11,14 @@ setting it was measured at (``ClaimLedger.record`` files them).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, fits, models
+from .. import data, fits, method_names as names, models
 from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
 from ..optim import dladmm_gcn
@@ -39,6 +40,20 @@ GCN_MU = {"cora": 0.0, "citeseer": 100.0, "pubmed": 0.0, "coauthor-cs": 10.0, "c
 SCHEDULE_STEP = 100
 # the datasets of D1/D2 in claim-id order (D4 follows data.GRAPH_DATASETS, the journal's five graphs)
 MLP_DATASETS = ("fashion-mnist", "mnist-subset")
+
+
+def rho_variant(rho: float) -> str:
+    """The one spelling of a fixed-rho variant's name, the papers' ``rho=1e-6`` (not ``rho=1e-06``)."""
+    mantissa, _, exponent = f"{rho:g}".partition("e")
+    return f"rho={mantissa}" + (f"e{int(exponent)}" if exponent else "")
+
+
+CONVERGING, DIVERGING = rho_variant(1.0), rho_variant(1e-6)  # D1 and D5.1: rho = 1 converges, 1e-6 does not
+
+
+def convergence_variants() -> dict[str, DLADMMOptions]:
+    """D1's runs: fixed rho = 1 (Fig 2) and fixed rho = 1e-6 (Fig 3), nu tied to rho."""
+    return {CONVERGING: fixed_rho(1.0), DIVERGING: fixed_rho(1e-6)}
 
 
 def fixed_rho(rho: float) -> DLADMMOptions:
@@ -83,25 +98,29 @@ def fraction_decreasing(values: pd.Series) -> float:
     return float((steps < 0).mean()) if len(steps) else float("nan")
 
 
-def fraction_rising(values: pd.Series) -> float:
-    """Fraction of consecutive steps at which ``values`` rose (0 for a monotone descent)."""
-    steps = np.diff(np.asarray(values, dtype=float))
-    return float((steps > 0).mean()) if len(steps) else float("nan")
+def sign_change_share(values: pd.Series) -> float:
+    """Share of consecutive non-zero steps of ``values`` whose sign differs from the step before.
+
+    0 for a monotone rise or descent, 1 for a zig-zag; NaN with fewer than two non-zero steps.
+    """
+    signs = np.sign(np.diff(np.asarray(values, dtype=float)))
+    signs = signs[signs != 0]
+    return float((signs[1:] != signs[:-1]).mean()) if len(signs) > 1 else float("nan")
 
 
 def d1_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes: Mapping[str, int]
               ) -> dict[str, Measurement]:
     """D1.1-D1.3 (Fashion-MNIST), D1.4-D1.6 (MNIST subset) from :func:`convergence` histories with
-    variants ``rho=1`` and ``rho=1e-6``: share of falling L_rho and residual steps at rho = 1, share
-    of rising L_rho steps at rho = 1e-6."""
+    variants :data:`CONVERGING` and :data:`DIVERGING`: share of falling L_rho and residual steps at rho = 1,
+    share of L_rho steps that change sign (:func:`sign_change_share`) at rho = 1e-6."""
     out = {}
     for offset, name in enumerate(MLP_DATASETS):
         frame = histories[name].sort_values("iteration")
-        one, tiny = frame[frame["variant"] == "rho=1"], frame[frame["variant"] == "rho=1e-6"]
+        one, tiny = frame[frame["variant"] == CONVERGING], frame[frame["variant"] == DIVERGING]
         at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
               "dataset": name}
         values = (fraction_decreasing(one["lagrangian"]), fraction_decreasing(one["residual"]),
-                  fraction_rising(tiny["lagrangian"]))
+                  sign_change_share(tiny["lagrangian"]))
         for number, value in enumerate(values, start=3 * offset + 1):
             out[f"D1.{number}"] = Measurement(value, at)
     return out
@@ -112,11 +131,11 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
     """dlADMM (:data:`PAPER`), the four gradient baselines (GD on the summed loss, spec §6.10) and Taylor's
     ADMM, each from a generator seeded with ``seed``; a ``method`` column. ``evaluate_every``: see
     :func:`run_history` (the last iteration is always evaluated)."""
-    solvers: dict[str, Solver] = {"dlADMM": DLADMM(widths, options=PAPER)}
+    solvers: dict[str, Solver] = {names.DLADMM: DLADMM(widths, options=PAPER)}
     for name, lr in BASELINES.items():
-        solvers[name] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
-                                       reduction="sum" if name == "gd" else "mean")
-    solvers["ADMM (Taylor)"] = TaylorADMM(widths, rho=taylor_rho)
+        solvers[names.OPTIMIZERS[name]] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
+                                                         reduction="sum" if name == "gd" else "mean")
+    solvers[names.TAYLOR_ADMM] = TaylorADMM(widths, rho=taylor_rho)
     problem = images.problem(widths[-1])
     frames = [run_method(solver, problem, iterations=iterations, seed=seed, evaluate_every=evaluate_every)
               .assign(method=name) for name, solver in solvers.items()]
@@ -143,8 +162,8 @@ def d2_claims(histories: Mapping[str, pd.DataFrame], *, width: int, train_sizes:
         final = final_accuracy(frame, "method")
         at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_sizes[name],
               "dataset": name}
-        out[ids[0]] = Measurement(float(final["dlADMM"]), at)
-        out[ids[1]] = Measurement(rank_of(final, "dlADMM"), at)
+        out[ids[0]] = Measurement(float(final[names.DLADMM]), at)
+        out[ids[1]] = Measurement(rank_of(final, names.DLADMM), at)
     return out
 
 
@@ -232,16 +251,30 @@ def gcn_comparison(name: str, data_dir: str, device: torch.device, *, hidden: in
     decay ``mu/2 ||W ⊙ W||_F`` included (the per-dataset μ were set for it). Raises ``data.DataMissing``."""
     problem = gcn_problem(name, data_dir, device)
     widths = [problem.train.inputs.shape[1], hidden, problem.classes]
-    solvers = {"dlADMM": DLADMMGCN(widths, options=dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name],
-                                   rho_every=rho_every)}
+    solvers = {names.DLADMM: DLADMMGCN(widths, options=dladmm_gcn.OFFICIAL, rho=rho, mu=GCN_MU[name],
+                                       rho_every=rho_every)}
     for method, lr in GCN_BASELINES.items():
-        solvers[method] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False), method, lr=lr)
+        solvers[names.OPTIMIZERS[method]] = TorchOptimizer(lambda p: models.GCN(p.adjacency, widths, bias=False),
+                                                           method, lr=lr)
     frames = []
     for method, solver in solvers.items():
         state = solver.init(problem, torch.Generator(device=device).manual_seed(seed))
         _, history = run_history(solver, state, problem, iterations, evaluate_every=evaluate_every)
         frames.append(history.assign(method=method))
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
+
+
+def gcn_comparisons(datasets: list[str], data_dir: str, device: torch.device, **options: Any
+                    ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`gcn_comparison` on each of ``datasets`` that loads, as one frame, and the reason each other graph
+    of ``data.GRAPH_DATASETS`` was skipped (not run in this profile, or not available offline)."""
+    frames, skipped = [], {name: "not run in this profile" for name in data.GRAPH_DATASETS if name not in datasets}
+    for name in datasets:
+        try:
+            frames.append(gcn_comparison(name, data_dir, device, **options))
+        except data.DataMissing:
+            skipped[name] = "not available offline"
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset", "method"])), skipped
 
 
 def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hidden: int, epochs: int
@@ -252,7 +285,7 @@ def d4_claims(finals: Mapping[str, pd.Series], missing: Mapping[str, str], *, hi
         at = {"epochs": epochs, "hidden": hidden, "dataset": name}
         if name in finals:
             final = finals[name]
-            out[f"D4.{number}"] = Measurement(float(final["dlADMM"] - final.drop("dlADMM").max()), at)
+            out[f"D4.{number}"] = Measurement(float(final[names.DLADMM] - final.drop(names.DLADMM).max()), at)
         else:
             out[f"D4.{number}"] = Measurement(None, at, f"{name}: {missing.get(name, 'not run')}")
     return out
@@ -262,7 +295,7 @@ def rho_variants(iterations: int) -> dict[str, DLADMMOptions]:
     """D5's runs: fixed rho in {1e-6, 1e-4, 1e-2, 1} (nu tied), the published code (:data:`OFFICIAL`, its
     adaptive rule), and the paper's schedule only when the run passes its first rho change (before it, it
     is fixed rho = nu = 1e-6)."""
-    variants = {f"rho={rho:g}": fixed_rho(rho) for rho in (1e-6, 1e-4, 1e-2, 1.0)}
+    variants = {rho_variant(rho): fixed_rho(rho) for rho in (1e-6, 1e-4, 1e-2, 1.0)}
     if iterations > SCHEDULE_STEP:
         variants["paper schedule"] = PAPER
     variants["code rule"] = OFFICIAL
@@ -277,5 +310,5 @@ def d5_claims(frame: pd.DataFrame, *, width: int, train_size: int) -> dict[str, 
     fixed = final[[name for name in final.index if name.startswith("rho=")]]
     at = {"iterations": int(frame["iteration"].max()), "width": width, "train_size": train_size}
     schedule = float(final["paper schedule"] - fixed.max()) if "paper schedule" in final.index else None
-    return {"D5.1": Measurement(float(decreasing["rho=1"] - decreasing["rho=1e-06"]), at),
+    return {"D5.1": Measurement(float(decreasing[CONVERGING] - decreasing[DIVERGING]), at),
             "D5.2": Measurement(schedule, at)}

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ... import method_names as names
 from ...claims import declared_for
 from ...results import Measurement
 from .runs import DIVERGED, Comparison
 from .tasks import TARGETS
 
-ADMM_TYPE = ("dlADMM", "Taylor's ADMM", "mDLAM")
-GRAPH_RIVALS = ("dlADMM", "Adam", "SGD")  # mDLAM's baselines among X1's methods
+ADMM_TYPE = (names.DLADMM, names.TAYLOR_ADMM, names.MDLAM)
+GRAPH_RIVALS = (names.DLADMM, names.ADAM, names.GD)  # mDLAM's baselines among X1's methods
 FORWARD_GRADIENT = ("averaged PFG-FW", "forward-gradient SGD")
 BACKPROP_FW = "FW, backprop gradient"
 
@@ -89,13 +90,16 @@ class ClaimMeasure:
 
 
 CLAIM_MEASURES: dict[str, ClaimMeasure] = {
-    "X1.1": ClaimMeasure(lambda e, _: median_difference(e, "dlADMM", "Adam"), ("dlADMM", "Adam")),
-    "X1.2": ClaimMeasure(lambda e, _: worst_seed_margin(e, "mDLAM", GRAPH_RIVALS), ("mDLAM", *GRAPH_RIVALS)),
-    "X1.3": ClaimMeasure(lambda e, _: worst_seed_margin(e, "mDLAM", GRAPH_RIVALS), ("mDLAM", *GRAPH_RIVALS)),
+    "X1.1": ClaimMeasure(lambda e, _: median_difference(e, names.DLADMM, names.ADAM),
+                         (names.DLADMM, names.ADAM)),
+    "X1.2": ClaimMeasure(lambda e, _: worst_seed_margin(e, names.MDLAM, GRAPH_RIVALS),
+                         (names.MDLAM, *GRAPH_RIVALS)),
+    "X1.3": ClaimMeasure(lambda e, _: worst_seed_margin(e, names.MDLAM, GRAPH_RIVALS),
+                         (names.MDLAM, *GRAPH_RIVALS)),
     "X1.4": ClaimMeasure(lambda e, _: peak_ratio(e, FORWARD_GRADIENT, BACKPROP_FW), (BACKPROP_FW, *FORWARD_GRADIENT),
                          at_equal_time=False),
-    "X1.5": ClaimMeasure(lambda e, admm: time_ratio(e, admm, "SGD"), ("SGD",), ADMM_TYPE),
-    "X1.6": ClaimMeasure(lambda e, admm: time_ratio(e, admm, "SGD"), ("SGD",), ADMM_TYPE),
+    "X1.5": ClaimMeasure(lambda e, admm: time_ratio(e, admm, names.GD), (names.GD,), ADMM_TYPE),
+    "X1.6": ClaimMeasure(lambda e, admm: time_ratio(e, admm, names.GD), (names.GD,), ADMM_TYPE),
 }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import method_names as names
 from ... import models
 from ...optim.admm_taylor import TaylorADMM
 from ...optim.dladmm import DLADMM, PAPER
@@ -68,7 +69,7 @@ def mlp_widths(task: Task, width: int, graph_width: int) -> list[int]:
 def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BATCH, *,
                      practitioner_batch: int = PRACTITIONER_BATCH, pfg_fw_schedule: str = PFG_FW_SCHEDULE,
                      pfg_fw_directions: int = PFG_FW_DIRECTIONS) -> list[Method]:
-    """Adam and SGD on the full batch (the ADMM papers' baselines, their learning rates), Adam and SGD with
+    """Adam and GD on the full batch (the ADMM papers' baselines, their learning rates), Adam and SGD with
     momentum on mini-batches of ``practitioner_batch`` rows, and paper A's three mini-batch methods (batch
     ``batch``, SFW's step, K-sparse polytopes of 5% per tensor; averaged PFG-FW with the step rule
     ``pfg_fw_schedule`` and ``pfg_fw_directions`` directions per step)."""
@@ -96,8 +97,8 @@ def gradient_methods(width: int, graph_width: int = GRAPH_WIDTH, batch: int = BA
 
     rates = {"M": FORWARD_SGD_RATES, "G": FORWARD_SGD_RATES}
     return [
-        Method("Adam", FULL_BATCH, full_batch("adam")),
-        Method("SGD", FULL_BATCH, full_batch("gd")),
+        Method(names.ADAM, FULL_BATCH, full_batch("adam")),
+        Method(names.GD, FULL_BATCH, full_batch("gd")),
         Method("Adam, mini-batch", MINI_BATCH, practitioner("adam", ADAM_RATE)),
         Method("SGD + momentum, mini-batch", MINI_BATCH, practitioner("gd", momentum=MOMENTUM),
                grids={"M": MOMENTUM_RATES, "G": MOMENTUM_RATES}),
@@ -122,8 +123,9 @@ def admm_methods(width: int, graph_width: int = GRAPH_WIDTH, gcn_hidden: int = G
         return DLADMMGCN(shape, rho=1e-3, mu=paper_d.GCN_MU[task.name], rho_every=50)
 
     return [
-        Method("dlADMM", ADMM, lambda task, _: DLADMM(mlp_widths(task, width, graph_width), options=PAPER)),
-        Method("Taylor's ADMM", ADMM, lambda task, _: TaylorADMM(mlp_widths(task, width, graph_width), rho=TAYLOR_RHO)),
-        Method("mDLAM", ADMM, mdlam),
-        Method("dlADMM-GCN", ADMM, gcn, on_graph=True),
+        Method(names.DLADMM, ADMM, lambda task, _: DLADMM(mlp_widths(task, width, graph_width), options=PAPER)),
+        Method(names.TAYLOR_ADMM, ADMM,
+               lambda task, _: TaylorADMM(mlp_widths(task, width, graph_width), rho=TAYLOR_RHO)),
+        Method(names.MDLAM, ADMM, mdlam),
+        Method(names.DLADMM_GCN, ADMM, gcn, on_graph=True),
     ]
