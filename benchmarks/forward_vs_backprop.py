@@ -2,7 +2,8 @@
 """Time per step and peak memory of projected-forward-gradient (JVP) vs backprop training, side by side.
 
 One Frank-Wolfe training step of an MLP (784 -> width x depth -> 10) with each gradient, measured in the
-same run and printed as PFG / backprop ratios; the figures go to ``outputs/benchmarks/forward_vs_backprop_<device>.json``
+same run and printed as PFG / backprop ratios; the figures go to
+``outputs/benchmarks/forward_vs_backprop_<device>.json``
 and the README table. Example: ``python benchmarks/forward_vs_backprop.py --device cuda``.
 """
 

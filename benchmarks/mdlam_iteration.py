@@ -70,7 +70,8 @@ def main() -> None:
     for name in args.datasets:
         task = paper_c.load_task(name, args.data_dir, device)
         mdlam, adam = benchmark(task, args.width, args.repeats, args.seed)
-        print(f"{name:<9} mDLAM {mdlam * 1e3:8.2f} ms/iter   Adam {adam * 1e3:8.2f} ms/epoch   ratio {mdlam / adam:6.1f}x")
+        print(f"{name:<9} mDLAM {mdlam * 1e3:8.2f} ms/iter   Adam {adam * 1e3:8.2f} ms/epoch   "
+              f"ratio {mdlam / adam:6.1f}x")
         row = {"setting": f"{name}, width {args.width}", "seconds": mdlam, "beside": "Adam epoch",
                "beside_seconds": adam, "ratio": mdlam / adam, "paper": PAPER if args.width == 100 else ""}
         if name in OFFICIAL_CODE and args.width == 100:

@@ -2,7 +2,8 @@
 
 Both solve ``W = (pinv(ã) z)^T`` on Fashion-MNIST inputs: the pixels with a ones column (layer 1) and
 ReLU activations of width ``--width`` (layers 2 and 3); the difference of their squared residuals, as a fraction of
-``||z||^2``, shows they agree up to round-off. Then whole steps of the solver (the inputs' pseudo-inverse cached in the state)
+``||z||^2``, shows they agree up to round-off. Then whole steps of the solver (the inputs' pseudo-inverse cached in
+the state)
 against steps that call ``torch.linalg.pinv`` for every layer. Each pair is timed alternately so the
 ratio of the medians holds on a noisy machine. Printed only (no record is written)::
 
@@ -63,7 +64,8 @@ def main() -> None:
         fits = {method: (target - inputs @ solve().T).double().square().sum() for method, solve in solves.items()}
         difference = float((fits["least_squares"] - fits["pinv"]).abs() / target.double().square().sum())
         print(f"{name} {tuple(inputs.shape)}: pinv {seconds['pinv']:.3f} s, "
-              f"least_squares {seconds['least_squares']:.3f} s, ratio {seconds['pinv'] / seconds['least_squares']:.1f}; "
+              f"least_squares {seconds['least_squares']:.3f} s, "
+              f"ratio {seconds['pinv'] / seconds['least_squares']:.1f}; "
               f"fits differ by {difference:.1e} of ||z||^2")
     problem = Problem(Split(x, images.y_train))
     widths = [784, args.width, args.width, 10]
