@@ -115,8 +115,8 @@ def log_decay_share(history: pd.DataFrame, column: str = "fw_gap") -> tuple[floa
     second, fourth = values[(k > last / 4) & (k <= last / 2)], values[k > 3 * last / 4]
     if min(len(second), len(fourth)) < 3:
         return float("nan"), float("nan")
-    second, last_quarter = k[(k > last / 4) & (k <= last / 2)], k[k > 3 * last / 4]
-    predicted = 1 - math.log(second.median() + 1) / math.log(last_quarter.median() + 1)
+    k_2, k_4 = k[(k > last / 4) & (k <= last / 2)].median(), k[k > 3 * last / 4].median()
+    predicted = 1 - math.log(k_2 + 1) / math.log(k_4 + 1)
     ratio = fourth.median() / second.median()
     sigma = 1.4826 * float(np.log(values[k > last / 4]).diff().abs().median()) / math.sqrt(2)
     spread = ratio * 1.2533 * sigma * math.sqrt(1 / len(second) + 1 / len(fourth))
