@@ -105,8 +105,9 @@ def _quiet_stderr() -> Iterator[None]:
     """Send file descriptor 2 to the null device for the block.
 
     Torch's profiler (kineto) writes ``USDT: ... profiler_start`` / ``profiler_stop`` lines to the process's
-    stderr from C++ when it starts and stops, whatever the log level; a notebook that measures memory in a loop
-    printed hundreds of them. Only the profiler's start and stop run inside this block.
+    stderr from C++ when it starts and stops, whatever the log level, and the CPU allocator warns there (once per
+    process) when a block allocated before profiling is freed inside it; a notebook that measures memory in a
+    loop printed hundreds of such lines. :class:`PeakMemory` runs its profiled block inside this one.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -145,8 +146,9 @@ class PeakMemory:
             self._profiler = torch.profiler.profile(
                 activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
             )
-            with _quiet_stderr():
-                self._profiler.__enter__()
+            self._quiet = _quiet_stderr()  # the profiler's C++ lines, from its start to its stop
+            self._quiet.__enter__()
+            self._profiler.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,8 +156,10 @@ class PeakMemory:
             synchronize(self.device)
             self.bytes = torch.cuda.max_memory_allocated(self.device) - self._entry
             return
-        with _quiet_stderr():
+        try:
             self._profiler.__exit__(*exc)
+        finally:
+            self._quiet.__exit__(None, None, None)
         # the allocator's own records, in time order: attributing frees to operators would move every
         # free inside a record_function scope (e.g. Optimizer.step) to the end of that scope
         changes = sorted((event.start_ns(), event.nbytes())
