@@ -29,7 +29,6 @@ from .runtime import environment_manifest, project_root, resolve_device
 
 NOTEBOOKS = project_root(Path(__file__).resolve().parent) / "notebooks"
 COMMON_PARAMETERS = ("profile", "device", "seed", "data_dir", "output_dir")
-PATH_PARAMETERS = ("data_dir", "output_dir")  # set from a job's fields, never part of what a result depends on
 KERNEL = "python3"
 THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read by torch when a kernel imports it
 
