@@ -126,7 +126,9 @@ def x1_claims(comparison: Comparison, final: pd.DataFrame, skipped: Mapping[str,
         evidence = Evidence(part, comparison.costs[comparison.costs["dataset"] == dataset] if len(comparison.costs)
                             else comparison.costs, comparison.budget(dataset))
         at: dict[str, Any] = {"dataset": dataset, "batch": batch, "width": width}
-        if spec.at_equal_time:
+        if part.empty:  # not run: no budget or seed count to state
+            at = {"dataset": dataset}
+        elif spec.at_equal_time:
             at = {"dataset": dataset, "seconds": evidence.budget, "seeds": int(part["seed"].nunique())}
             if spec.any_of:
                 at["target"] = TARGETS[dataset]
