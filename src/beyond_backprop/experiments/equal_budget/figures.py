@@ -88,8 +88,9 @@ def memory_vs_seconds_to_target(board: pd.DataFrame, methods: Sequence[Method], 
         note = f"\nnot measured (left out): {', '.join(unmeasured)}" if unmeasured else ""
         ax.set(xscale="log", yscale="log", xlim=(0.01 * budget, 2 * budget),
                title=f"{dataset}: target {TARGETS[dataset]:.2f}\n(right of the budget: not reached){note}",
-               xlabel="seconds to target (median)", ylabel="step peak + kept state (MiB)")
+               xlabel="seconds to target (median)")
         ax.title.set_fontsize(8)
         ax.minorticks_off()
+    axes[0][0].set_ylabel("step peak + kept state (MiB)")  # once: the panels' own scales sit beside each other
     _legend(fig, methods, set(board["method"]), target=False)
     return fig
