@@ -108,7 +108,7 @@ def main() -> None:
     print(f"device {runtime.device_name(device)}; {torch.get_num_threads()} threads; {samples} samples; "
           f"width {args.width}; preset {args.preset}")
     print(f"dlADMM {per_iteration:.3f} s/iteration; GEMM floor {floor:.3f} s; ratio {per_iteration / floor:.2f}; "
-          f"peak memory of one iteration {memory.mib:.0f} MiB")
+          f"peak memory of one iteration {memory.bytes / 2**20:.0f} MiB")
     print("paper (KDD Table 2, GTX 1080 Ti, Fashion-MNIST 60,000): 6.74 s/iteration")
     extra = {}
     if args.profile:

@@ -16,14 +16,15 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def test_z_relu_matches_brute_force_grid():
+@pytest.mark.parametrize(("weight_m", "weight_a"), [(1.0, 1.0), (1.0, 3.0), (2.0, 0.3)])
+def test_z_relu_matches_brute_force_grid(weight_m, weight_a):
     g = _gen()
     m, a = 3 * torch.randn(400, generator=g), 3 * torch.randn(400, generator=g)
     grid = torch.linspace(-12, 12, 240001)
-    cost = (grid[None] - m[:, None]).square() + (a[:, None] - torch.relu(grid[None])).square()
+    cost = weight_m * (grid[None] - m[:, None]).square() + weight_a * (a[:, None] - torch.relu(grid[None])).square()
     best = cost.min(dim=1).values
-    z = update_z_relu(m, a)
-    mine = (z - m).square() + (a - torch.relu(z)).square()
+    z = update_z_relu(m, a, weight_m, weight_a)
+    mine = weight_m * (z - m).square() + weight_a * (a - torch.relu(z)).square()
     assert torch.all(mine <= best * (1 + 1e-5) + 1e-6)
 
 
@@ -175,3 +176,16 @@ def test_presets_penalise_hidden_layers_and_adapt_rho_by_their_rules():
             assert s.losses[-1] > 0.2
     s = official.step(official.init(problem, _gen(3)), problem)
     assert (s.rho, s.k) == (1e-6, 1)  # no rise yet: the code's rho stays
+
+
+@pytest.mark.parametrize("widths", [[6, 3], [6, 20, 3], [6, 20, 20, 3]])
+def test_code_rule_watches_the_training_loss_of_the_plain_network(widths):
+    """The loss the code's ρ rule records (from the step's kept first-layer product) is the forward pass's."""
+    problem = _blobs()
+    problem = Problem(Split(problem.x.double(), problem.y), classes=3)
+    solver = DLADMM(widths, options=OFFICIAL)
+    s = solver.init(problem, _gen(4))
+    for _ in range(2):
+        s = solver.step(s, problem)
+    loss = torch.nn.functional.cross_entropy(mlp_logits(s.weights, s.biases, problem.x), problem.y)
+    assert s.losses[-1] == pytest.approx(float(loss), rel=1e-10)

@@ -233,8 +233,10 @@ def test_presets_differ_exactly_in_the_code_switches():
 
 
 def test_official_preset_follows_the_published_loop():
-    """Lockstep with a transcription of ``mDLAM.py``'s hand-unrolled three-layer loop (no extrapolation)."""
+    """Lockstep with a transcription of ``mDLAM.py``'s hand-unrolled three-layer loop (no extrapolation), in
+    float64: the solver takes ``a_prev W^T`` from the W-step's own products, the transcription recomputes it."""
     problem = _problem(19)
+    problem = Problem(Split(problem.x.double(), problem.y), classes=problem.classes)
     x, y, rho, mu, eps = problem.x, problem.onehot, 0.1, 0.05, 100.0
     solver = MDLAM([8, 6, 5, 3], rho=rho, mu=mu, options=OFFICIAL)
     state = solver.init(problem, _gen(20))
@@ -254,7 +256,7 @@ def test_official_preset_follows_the_published_loop():
         eps = eps / 2
         for got, expected in zip((*state.weights, *state.biases, *state.z, *state.a),
                                  (w1, w2, w3, b1, b2, b3, z1, z2, z3, a1, a2)):
-            assert torch.equal(got, expected)
+            torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_metrics_carry_the_vocabulary():

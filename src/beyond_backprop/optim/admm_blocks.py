@@ -8,6 +8,7 @@ the ReLU-coupled hidden ``z`` (:func:`update_z_relu`), the output ``z_L`` by FIS
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -45,16 +46,21 @@ def update_z_relu(m: torch.Tensor, a: torch.Tensor, weight_m: float = 1.0, weigh
     ``z+ = (w_m m + w_a a)/(w_m + w_a)`` the best with ``z >= 0`` when it is positive, at cost
     ``w_m w_a/(w_m + w_a) (a - m)^2``; ``z+`` is kept only where it is positive and strictly better (as
     the code does; where ``z+ <= 0`` the best ``z >= 0`` is 0, never strictly better than ``z-``).
-    The temporaries come from ``workspace`` when one is given; the result is always a new tensor.
+
+    With ``c = w_a/w_m`` and ``k = sqrt(1 + c) - 1`` (``0 < k < c``) the two tests reduce to signs:
+    ``z+ > 0`` is ``m + c a > 0``, and given it, ``z+`` is strictly better iff ``m >= 0`` or
+    ``m + k a > 0``; both together are ``min(m + c a, m + k a) > 0``. The update is six branch-free
+    passes without either cost: two ``lerp`` (the scaled ``m + c a`` and ``m + k a``), ``minimum``, ``gt``
+    into a 0/1 float mask, ``clamp`` for ``z-`` and a ``lerp`` by the mask (exact at weights 0 and 1),
+    which selects without the branch per element of ``where`` on a boolean mask. The temporaries come
+    from ``workspace`` when one is given; the result is always a new tensor.
     """
-    total = weight_m + weight_a
-    z = torch.add(m, a, alpha=weight_a / weight_m).mul_(weight_m / total)  # z+ before clamping
-    cost_pos = torch.sub(a, m, out=scratch(workspace, INNER, m)).square_().mul_(weight_a / total)
-    cost_neg = torch.clamp(m, min=0.0, out=scratch(workspace, INNER_2, m))  # both costs divided by w_m
-    cost_neg.square_().addcmul_(a, a, value=weight_a / weight_m)
-    keep = torch.lt(cost_pos, cost_neg, out=scratch(workspace, INNER, m, torch.bool))
-    keep.logical_and_(torch.gt(z, 0, out=scratch(workspace, INNER_2, m, torch.bool)))
-    return torch.where(keep, z, torch.clamp(m, max=0.0, out=cost_pos), out=z)
+    c = weight_a / weight_m
+    k = math.sqrt(1.0 + c) - 1.0
+    z = torch.lerp(m, a, c / (1.0 + c))  # z+ = (m + c a)/(1 + c), before the test
+    keep = torch.lerp(m, a, k / (1.0 + k), out=scratch(workspace, INNER, m))  # (m + k a)/(1 + k)
+    keep = torch.gt(torch.minimum(keep, z, out=keep), 0.0, out=keep)  # 1 where z+ is kept, else 0
+    return torch.lerp(torch.clamp(m, max=0.0, out=scratch(workspace, INNER_2, m)), z, keep, out=z)
 
 
 def update_z_last(z: torch.Tensor, target: torch.Tensor, y: torch.Tensor, rho: float, *, step: float = 2.0,

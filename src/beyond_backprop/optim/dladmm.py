@@ -245,14 +245,22 @@ class DLADMM:
         steps = torch.stack(s.theta + s.tau).tolist()  # the one host sync of the step
         s.theta, s.tau = steps[:len(s.theta)], steps[len(s.theta):]
         s.k += 1
-        self._adapt(s, problem)
+        self._adapt(s, problem, products[0])
         return s
 
-    def _adapt(self, s: DLADMMState, problem: Problem) -> None:
+    def _adapt(self, s: DLADMMState, problem: Problem, first_product: torch.Tensor | None = None) -> None:
+        """The ρ rule after a step. The code's rule needs the training loss of the network ``(W, b)``; its
+        first layer's product ``x W_1^T`` is ``first_product`` when given (kept current by the step)."""
         if self.options.rho_rule == "paper" and s.k % 100 == 0:
             s.rho *= 10.0
         elif self.options.rho_rule == "code":
-            loss = torch.nn.functional.cross_entropy(mlp_logits(s.weights, s.biases, problem.x), problem.y)
+            if first_product is None:
+                logits = mlp_logits(s.weights, s.biases, problem.x)
+            else:
+                logits = first_product + s.biases[0]
+                if len(s.weights) > 1:
+                    logits = mlp_logits(s.weights[1:], s.biases[1:], logits.relu_())
+            loss = torch.nn.functional.cross_entropy(logits, problem.y)
             s.losses.append(float(loss))
             recent = s.losses[-4:]
             if len(recent) == 4 and recent[0] < recent[1] < recent[2] < recent[3]:

@@ -79,6 +79,11 @@ def _first_passing(passed: torch.Tensor, values: torch.Tensor, fallback: float) 
     return torch.where(passed.any(), values[first], torch.full_like(values[0], fallback))
 
 
+def _inner(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``<x, y>`` without a temporary the size of ``x``."""
+    return torch.dot(x.reshape(-1), y.reshape(-1))
+
+
 def update_w(
     w_bar: torch.Tensor, a_prev: torch.Tensor, z: torch.Tensor, b: torch.Tensor, *,
     rho: float, mu: float, linearize_decay: bool = False,
@@ -88,24 +93,35 @@ def update_w(
     ``W = (theta W̄ - grad phi(W̄)) / (theta + mu)``, theta = 1, 2, 4, ..., 1024, the first with
     ``phi(W) <= phi(W̄) + <grad, W - W̄> + theta/2 ||W - W̄||^2``; ``W̄`` if none passes.
     With ``linearize_decay`` the decay joins the linearised part (the official code): ``W = W̄ - G/theta``.
+    """
+    return update_w_and_product(w_bar, a_prev, z, b, rho=rho, mu=mu, linearize_decay=linearize_decay)[0]
+
+
+def update_w_and_product(
+    w_bar: torch.Tensor, a_prev: torch.Tensor, z: torch.Tensor, b: torch.Tensor, *,
+    rho: float, mu: float, linearize_decay: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`update_w` and the product ``a_prev W^T`` of its result.
 
     Every candidate is ``W̄ - c D`` for one direction ``D``, so the tests of all theta reduce to a few
-    inner products, evaluated together without a host sync.
+    inner products, evaluated together without a host sync, and ``a_prev W^T = a_prev W̄^T - c a_prev D^T``
+    needs no third product: three GEMMs in all (``a_prev W̄^T``, the gradient, ``a_prev D^T``).
     """
-    residual = a_prev @ w_bar.T + b - z
-    grad = rho * residual.T @ a_prev
+    product_bar = a_prev @ w_bar.T
+    residual = product_bar + b - z
+    grad = (rho * residual).T @ a_prev
     thetas = 2.0 ** torch.arange(BACKTRACKING_TESTS, dtype=w_bar.dtype, device=w_bar.device)
-    direction = grad + mu * w_bar
+    direction = torch.add(grad, w_bar, alpha=mu)
     c = 1.0 / thetas if linearize_decay else 1.0 / (thetas + mu)
     q = a_prev @ direction.T
-    r_q, q_q, d_d = (residual * q).sum(), q.square().sum(), direction.square().sum()
+    r_q, q_q, d_d = _inner(residual, q), _inner(q, q), _inner(direction, direction)
     # phi(W̄ - cD) - phi(W̄), its linear model <G, -cD> and the proximal term, for every theta
     increase = 0.5 * rho * (c * c * q_q - 2 * c * r_q)
-    slope = grad if not linearize_decay else direction
-    model = -c * (slope * direction).sum() + 0.5 * thetas * c * c * d_d
+    model = -c * (d_d if linearize_decay else _inner(grad, direction)) + 0.5 * thetas * c * c * d_d
     if linearize_decay:
-        increase = increase + 0.5 * mu * (c * c * d_d - 2 * c * (w_bar * direction).sum())
-    return w_bar - _first_passing(increase <= model, c, 0.0) * direction
+        increase = increase + 0.5 * mu * (c * c * d_d - 2 * c * _inner(w_bar, direction))
+    step = _first_passing(increase <= model, c, 0.0)
+    return torch.addcmul(w_bar, step, direction, value=-1.0), torch.addcmul(product_bar, step, q, value=-1.0)
 
 
 def update_b(z: torch.Tensor, a_prev: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -134,9 +150,11 @@ def update_z_last(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: fl
     The summed cross-entropy has a row-wise Hessian bounded by 1/2, so each step does not increase the
     objective (descent lemma).
     """
-    z = z0
+    # z - (softmax(z) - y + rho (z - m))/(1/2 + rho) = (rho m + y)/(1/2 + rho) + (z/2 - softmax(z))/(1/2 + rho)
+    scale = 1.0 / (0.5 + rho)
+    fixed, z = (rho * m + y).mul_(scale), z0
     for _ in range(steps):
-        z = z - (torch.softmax(z, dim=1) - y + rho * (z - m)) / (0.5 + rho)
+        z = torch.add(fixed, z, alpha=0.5 * scale).sub_(torch.softmax(z, dim=1), alpha=scale)
     return z
 
 
@@ -334,15 +352,16 @@ class MDLAM:
         for l in range(last + 1):
             a_prev = x if l == 0 else a[l - 1]
 
-            def w_step(w_bar, l=l, a_prev=a_prev):
-                w = update_w(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu, linearize_decay=options.linearize_decay)
-                return w, a_prev @ w.T  # the product is shared by the safeguard, b_l and m_l
+            def w_step(w_bar, l=l, a_prev=a_prev):  # the product is shared by the safeguard, b_l and m_l
+                return update_w_and_product(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu,
+                                            linearize_decay=options.linearize_decay)
 
             def w_local(pair, l=l):
                 w, product = pair
-                return penalty_of_product(z[l], product, biases[l], rho) + 0.5 * mu * w.square().sum()
+                return penalty_of_product(z[l], product, biases[l], rho) + 0.5 * mu * _inner(w, w)
 
-            w_bar = weights[l] + omega * (weights[l] - state.previous_weights[l])
+            # W + omega (W - W_prev) in one pass (exactly W at omega = 0)
+            w_bar = torch.lerp(state.previous_weights[l], weights[l], 1.0 + omega)
             (weights[l], product), used = self._safeguarded(
                 w_bar, weights[l], w_step, w_local, safeguard,
                 current_value=lambda l=l, a_prev=a_prev: (weights[l], a_prev @ weights[l].T))
