@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -141,6 +142,36 @@ def test_the_grid_is_chosen_on_training_accuracy_never_on_test(clock):
                                                test=lambda k: accuracy[value][1]), M=(1, 2))
     value, table = eb.choose(grid, tiny_task(), seconds=1.0, points=1, seed=0, max_steps=2)
     assert value == 1 and list(table["chosen"]) == [True, False]
+
+
+class Tracked(Scripted):
+    """A :class:`Scripted` solver that notes, at each run's start, how many states of earlier runs are alive."""
+
+    def __init__(self, clock: Clock, states: list, alive: list) -> None:
+        super().__init__(clock)
+        self.states, self.alive = states, alive
+
+    def init(self, problem, generator):
+        self.alive.append(sum(ref() is not None for ref in self.states))
+        return self._track(super().init(problem, generator))
+
+    def step(self, state, problem):
+        return self._track(super().step(state, problem))
+
+    def _track(self, state):
+        self.states.append(weakref.ref(state))
+        return state
+
+
+def test_no_run_state_outlives_its_run(clock):
+    states, alive = [], []
+    methods = [method(lambda task, value: Tracked(clock, states, alive), name, M=grid)
+               for name, grid in (("one", ()), ("grid", (1, 2)))]
+    comparison = eb.compare({"fashion-mnist": tiny_task(), "mnist-subset": tiny_task("mnist-subset")}, methods,
+                            budgets={"M": 0.1}, seeds=2, points=2)
+    assert len(comparison.costs) == 4 and len(alive) == 2 * (2 + 2 + 2)  # 2 tasks x (seeds + seeds + grid)
+    assert alive == [0] * len(alive)
+    assert all(ref() is None for ref in states)  # the last run's too, and the state of the measured step
 
 
 def test_a_graph_method_on_a_task_without_a_graph_is_not_run_and_says_why(clock):

@@ -2,6 +2,7 @@
 recomputes it, and each notebook lists the runs it computed or reused."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import pandas as pd
@@ -76,8 +77,57 @@ def test_a_change_to_the_solver_code_changes_the_key(monkeypatch):
     problem = _images().problem(3)
     solver = paper_d.DLADMM(WIDTHS)
     key = run_cache.run_key(solver, problem, iterations=3, seed=0, evaluate_every=1)
-    monkeypatch.setattr(run_cache, "code_checksum", lambda: "edited")
+    monkeypatch.setattr(run_cache, "code_checksum", lambda modules: "edited")
     assert run_cache.run_key(solver, problem, iterations=3, seed=0, evaluate_every=1) != key
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """The code checksum reads a copy of the package, which a test may edit."""
+    copy = tmp_path / run_cache.PACKAGE
+    shutil.copytree(run_cache.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(run_cache, "PACKAGE_DIR", copy)
+    run_cache.code_checksum.cache_clear()
+    yield copy
+    run_cache.code_checksum.cache_clear()
+
+
+def _code_key(solver) -> str:
+    run_cache.code_checksum.cache_clear()
+    return run_cache.run_key(solver, _images().problem(3), iterations=3, seed=0, evaluate_every=1)["code"]
+
+
+def _edit(path, text: str = "\n# edited\n") -> None:
+    path.write_text(path.read_text() + text)
+
+
+@pytest.mark.parametrize("module", [
+    "optim/dladmm.py",  # the solver's class
+    "optim/quadratic_blocks.py",  # imported by it
+    "optim/fista.py",  # imported by optim/admm_blocks.py, which it imports
+    "models.py", "problem.py", "optim/solver.py",  # every run's
+])
+def test_editing_a_module_the_solver_depends_on_changes_the_key(package_copy, module):
+    solver = paper_d.DLADMM(WIDTHS)
+    key = _code_key(solver)
+    _edit(package_copy / module)
+    assert _code_key(solver) != key
+
+
+@pytest.mark.parametrize("module", ["optim/frank_wolfe.py", "optim/mdlam.py", "experiments/paper_a.py"])
+def test_editing_a_module_the_solver_does_not_import_keeps_the_key(package_copy, module):
+    solver = paper_d.DLADMM(WIDTHS)
+    key = _code_key(solver)
+    _edit(package_copy / module)
+    assert _code_key(solver) == key
+
+
+def test_an_import_inside_a_function_is_a_dependency(package_copy):
+    solver = paper_d.DLADMM(WIDTHS)
+    _edit(package_copy / "optim/dladmm.py", "\n\ndef _late():\n    from .frank_wolfe import anything\n")
+    key = _code_key(solver)
+    _edit(package_copy / "optim/frank_wolfe.py")
+    assert _code_key(solver) != key
 
 
 def test_without_an_active_cache_or_a_describable_solver_every_run_is_computed(tmp_path, counted):

@@ -3,15 +3,19 @@ runs the same configuration (D1, D2 and D5 share dlADMM runs at the papers' size
 
 A run is keyed on everything that determines it: the solver's class and settings, the problem's data
 (a checksum of every tensor, with its dtype and shape), the seed, the iteration count, the evaluation
-period, the device kind, torch's version and a checksum of the solver code (every module of
-``beyond_backprop.optim``, ``models`` and ``problem``). The history goes to ``<output>/.runs/<key>.json``; each
-notebook lists the runs it computed or reused in ``<output>/<id>/runs.json``, which the pipeline copies
-into the notebook's manifest. A solver whose settings hold an object without a stable description (a
-function, say) is never cached: its runs are always computed.
+period, the device kind, torch's version and a checksum of the code the run depends on: the modules
+defining the solver's class and the classes of its settings, ``models``, ``problem`` and ``optim.solver``
+(the run loop), with every package module these import, transitively (imports inside functions too).
+Editing another module (Frank-Wolfe's, for a dlADMM run) keeps the stored runs. The history goes to
+``<output>/.runs/<key>.json``; each notebook lists the runs it computed or reused in
+``<output>/<id>/runs.json``, which the pipeline copies into the notebook's manifest. A solver whose
+settings hold an object without a stable description (a function, say) is never cached: its runs are
+always computed.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -31,13 +35,77 @@ FOLDER = ".runs"  # under the output folder, beside the notebooks' folders
 LOG = "runs.json"  # in a notebook's output folder: the runs it computed or reused
 
 
+PACKAGE = "beyond_backprop"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the source the code checksum reads
+ALWAYS = (f"{PACKAGE}.models", f"{PACKAGE}.problem", f"{PACKAGE}.optim.solver")  # every run's code
+
+
+def package_modules(root: Path) -> dict[str, Path]:
+    """Every module of the package under ``root`` by dotted name (a package by its ``__init__.py``)."""
+    table = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = (PACKAGE, *path.relative_to(root).with_suffix("").parts)
+        table[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return table
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules that module ``name`` (at ``path``) imports, at any depth of its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            target = node.module or ""
+            if node.level:  # relative: resolved from the importing module's package
+                base = name.split(".")[: None if path.name == "__init__.py" else -1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & known
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # names defined in the module itself
+                found.add(target)
+    return (found & known) - {name}
+
+
+def dependencies(modules: tuple[str, ...], root: Path) -> list[str]:
+    """``modules`` and :data:`ALWAYS`, and every package module they import, transitively, sorted."""
+    table = package_modules(root)
+    done, todo = set(), [m for m in (*modules, *ALWAYS) if m in table]
+    while todo:
+        name = todo.pop()
+        if name not in done:
+            done.add(name)
+            todo.extend(imported_modules(name, table[name], set(table)) - done)
+    return sorted(done)
+
+
+def solver_modules(solver: Solver) -> tuple[str, ...]:
+    """The package modules defining the solver's class and the class of every setting, at any depth."""
+    found, seen, todo = set(), set(), [solver]
+    while todo:
+        value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if type(value).__module__.startswith(f"{PACKAGE}."):
+            found.add(type(value).__module__)
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            todo.extend(value)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            todo.extend(vars(value).values())
+    return tuple(sorted(found))
+
+
 @cache
-def code_checksum() -> str:
-    """SHA-256 over the source of every solver module (``optim/*.py``), ``models.py`` and ``problem.py``."""
-    package = Path(__file__).resolve().parents[1]
+def code_checksum(modules: tuple[str, ...]) -> str:
+    """SHA-256 over the source of :func:`dependencies` of ``modules``, each with its name."""
+    table = package_modules(PACKAGE_DIR)
     digest = hashlib.sha256()
-    for path in sorted((package / "optim").glob("*.py")) + [package / "models.py", package / "problem.py"]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in dependencies(modules, PACKAGE_DIR):
+        digest.update(name.encode() + b"\0" + table[name].read_bytes())
     return digest.hexdigest()
 
 
@@ -70,7 +138,7 @@ def run_key(solver: Solver, problem: Problem, *, iterations: int, seed: int, eva
         return None
     return {"solver": description, "data": data_checksum(problem), "iterations": iterations, "seed": seed,
             "evaluate_every": evaluate_every, "device": problem.device.type, "torch": torch.__version__,
-            "code": code_checksum()}
+            "code": code_checksum(solver_modules(solver))}
 
 
 def key_name(key: dict[str, Any]) -> str:

@@ -63,6 +63,15 @@ def train_once(solver: Solver, problem: Problem, *, seconds: float, seed: int, p
         every = max(1, math.floor(seconds / (per_run * spent / taken))) if per_run else 1
 
 
+def measured_run(solver: Solver, problem: Problem, *, measure: bool, **run: Any
+                 ) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """One run of :func:`train_once` (``run``: its keyword arguments): its history and, with ``measure``,
+    the memory of one more step (:func:`~.memory.step_cost`). The run's state is dropped on return, so
+    no two runs' states (N x width blocks for the ADMM-type methods) are ever alive together."""
+    state, history = train_once(solver, problem, **run)
+    return history, step_cost(solver, state, problem)[1] if measure else None
+
+
 def finite(history: pd.DataFrame) -> bool:
     """Whether every training loss and accuracy of a run is finite (else it diverged)."""
     values = history[[c for c in history.columns if c == "train_loss" or c.endswith("_accuracy")]]
@@ -133,14 +142,14 @@ def compare(tasks: Mapping[str, Task], methods: Sequence[Method], *, budgets: Ma
                                   max_steps=max_steps)
             choices.append(table)
             for run in range(seeds):
-                solver, problem = method.make(task, value), method.problem(task)
-                state, history = train_once(solver, problem, seconds=seconds, seed=seed + run, points=points,
-                                            target=TARGETS[name], resolution=resolution, max_steps=max_steps)
+                history, cost = measured_run(method.make(task, value), method.problem(task), measure=run == 0,
+                                             seconds=seconds, seed=seed + run, points=points, target=TARGETS[name],
+                                             resolution=resolution, max_steps=max_steps)
                 frames.append(history.assign(dataset=name, task=task.kind, method=method.name, family=method.family,
                                              seed=seed + run))
-                if run == 0:
+                if cost is not None:
                     costs.append({"dataset": name, "task": task.kind, "method": method.name,
-                                  "family": method.family, **step_cost(solver, state, problem)[1]})
+                                  "family": method.family, **cost})
     leading = ["dataset", "task", "method", "family", "seed"]
     histories = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=leading)
     histories = histories[leading + [c for c in histories.columns if c not in leading]]
