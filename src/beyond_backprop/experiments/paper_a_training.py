@@ -234,18 +234,18 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
 
     Inputs are random: only cost is measured. The step is :meth:`MinibatchMLP.step_in_place`, the training
     step itself. ``peak_bytes`` is the whole step's peak above what was allocated before it
-    (``runtime.PeakMemory``); ``total_bytes`` adds the resident tensors (weights, batch, optimiser state, LMO
-    buffer), the figure comparable to a device-wide reading such as the paper's MiB per epoch;
-    ``floor_bytes`` is what any FW step must hold (weights, optimiser state, batch). The breakdown:
-    ``weights_bytes``, ``batch_bytes``, ``state_bytes`` (the averaged direction), ``lmo_buffer_bytes`` and
-    :func:`step_phases`.
+    (``runtime.PeakMemory``); ``total_bytes`` adds the resident tensors (weights, batch, optimiser state, an
+    LMO buffer if any: the K-sparse sets' sparse LMO needs none), the figure comparable to a device-wide reading
+    such as the paper's MiB per epoch; ``floor_bytes`` is what any FW step must hold (weights, optimiser state,
+    batch). The breakdown: ``weights_bytes``, ``batch_bytes``, ``state_bytes`` (the averaged direction),
+    ``lmo_buffer_bytes`` and :func:`step_phases`.
     """
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     solver = fw_solver(method, [784] + [width] * depth + [10], batch=batch, schedule="nonconvex")
     problem = Problem(Split(x, y), classes=10)
     state = solver.init(problem, torch.Generator().manual_seed(seed))
-    for _ in range(2):  # warm-up: the averaged direction and the LMO buffer exist from here on
+    for _ in range(2):  # warm-up: the averaged direction (and an LMO buffer, if any) exist from here on
         state = solver.step_in_place(state, problem)
     times = []
     for _ in range(repeats):
@@ -258,7 +258,8 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
     breakdown = {
         "weights_bytes": _bytes(state.model.parameters()), "batch_bytes": _bytes([x, y]),
         "state_bytes": _bytes(t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)),
-        "lmo_buffer_bytes": _bytes([optimizer._buffer]), **step_phases(solver, state, x, y, device),
+        "lmo_buffer_bytes": 0 if optimizer._buffer is None else _bytes([optimizer._buffer]),
+        **step_phases(solver, state, x, y, device),
     }
     floor = breakdown["weights_bytes"] + breakdown["state_bytes"] + breakdown["batch_bytes"]
     return {"method": method, "width": width, "depth": depth, "batch": batch,
