@@ -17,7 +17,8 @@ from torch import nn
 
 from ..autodiff.forward_gradient import (
     layerwise_directional_derivatives,
-    redrawn_estimates,
+    redrawn_folds,
+    tangent_piece_entries,
 )
 from ..data import ImageData
 from ..optim.solver import run_history
@@ -202,8 +203,8 @@ def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y:
                 device: torch.device) -> dict[str, int]:
     """Bytes of one step's two phases, measured apart: the gradient phase (``activation_bytes``: backprop's tape,
     the peak of its forward pass with the graph alive, or the forward-mode pass's primal and tangent buffers;
-    ``gradient_bytes``: the estimate in ``.grad``, backprop only) and the FW update (``tangent_bytes``: one
-    tensor's redrawn tangents, forward only; ``update_bytes``: the update's temporaries)."""
+    ``gradient_bytes``: the estimate in ``.grad``, backprop only) and the FW update (``tangent_bytes``: the
+    largest piece of redrawn tangents held at once, forward only; ``update_bytes``: the update's temporaries)."""
     model, optimizer = state.model, state.optimizer
     if solver.gradient == "backprop":
         model.zero_grad(set_to_none=True)
@@ -222,8 +223,9 @@ def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y:
                                                       generator=state.directions, directions=solver.directions)
     params = [group["params"][0] for group in optimizer.param_groups]
     with PeakMemory(device) as update_meter:
-        optimizer.step_with(redrawn_estimates(params, slopes, generator=state.directions))
-    tangent_bytes = max(p.numel() * p.element_size() for p in params) * solver.directions
+        optimizer.step_with(redrawn_folds(params, slopes, generator=state.directions))
+    tangent_bytes = max(tangent_piece_entries(p, solver.directions, state.directions) * p.element_size()
+                        for p in params)
     return {"gradient_bytes": 0, "activation_bytes": gradient_meter.bytes, "tangent_bytes": tangent_bytes,
             "update_bytes": max(0, update_meter.bytes - tangent_bytes)}
 
