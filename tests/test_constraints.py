@@ -57,6 +57,26 @@ def test_ksparse_lmo_matches_a_linear_program():
         assert float(g @ constraint.lmo(torch.tensor(g)).numpy()) == pytest.approx(res.fun, abs=1e-9)
 
 
+@pytest.mark.parametrize("n, k", [(8, 3), (5, 3), (6, 6), (200, 10)])
+def test_ksparse_sparse_lmo_is_the_vertex_of_k_largest_magnitudes(n, k):
+    """K distinct indices holding -r sign(g) where |g| is largest (brute force: the K-th largest |g| bounds them
+    from below, the rest from above); scattered, the dense lmo. Sets with dense vertices give None."""
+    rng = np.random.default_rng(3)
+    constraint = C.KSparsePolytope(n, k, radius=0.7)
+    for _ in range(5):
+        g = torch.tensor(rng.normal(size=n))
+        index, values = constraint.sparse_lmo(g)
+        assert len(set(index.tolist())) == k and torch.equal(values, -0.7 * torch.sign(g[index]))
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[index] = True
+        assert g[chosen].abs().min() >= sorted(g.abs().tolist())[-k]
+        assert chosen.all() or g[~chosen].abs().max() <= g[chosen].abs().min()
+        dense = torch.zeros(n, dtype=g.dtype)
+        dense[index] = values
+        assert torch.equal(constraint.lmo(g), dense)
+    assert C.L1Ball(4, radius=1.0).sparse_lmo(torch.ones(4)) is None
+
+
 @pytest.mark.parametrize("p", [1.5, 2.0, 3.0])
 def test_smooth_ball_lmo_attains_the_dual_norm(p):
     """min over ||s||_p <= r of <g, s> = -r ||g||_q (Hölder), and random feasible points do no better."""

@@ -106,3 +106,64 @@ def test_forward_gradient_of_known_equals_the_jvp_estimate_from_the_same_draws(d
     torch.testing.assert_close(known, phi["w"])
     with pytest.raises(ValueError, match="directions"):
         fg.forward_gradient_of_known(grad, directions=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", fg.DIRECTIONS)
+@pytest.mark.parametrize("shape", [(48, 784), (24, 32), (50, 16), (96,), (7, 5)])
+def test_tangents_drawn_in_pieces_are_the_whole_draw(monkeypatch, dtype, kind, shape):
+    """CPU normal_ draws 16 at a time: pieces of multiples of 16 entries, drawn one after another, are the numbers of
+    one whole draw (bit for bit), and the generator ends where the whole draw leaves it. (7, 5), 35 entries, is
+    drawn whole."""
+    monkeypatch.setattr(fg, "PIECE_ROWS", 2)
+    p = torch.zeros(shape, dtype=dtype)
+    whole_gen, gen = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    whole = fg.sample_directions({"p": p}, 3, kind, whole_gen)["p"]
+    pieces = list(fg.drawn_rows(p, 3, kind, gen))
+    for j in range(3):
+        assert torch.equal(torch.cat([u for i, _, u in pieces if i == j]), whole[j])
+    assert torch.equal(torch.randn(5, generator=gen), torch.randn(5, generator=whole_gen))
+    if p.numel() % 16:
+        assert len(pieces) == 3
+    else:
+        assert len(pieces) > 3 and all(u.numel() % 16 == 0 for _, _, u in pieces)
+        assert max(u.numel() for _, _, u in pieces) == fg.tangent_piece_entries(p, 3, gen)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("kind", fg.DIRECTIONS)
+@pytest.mark.parametrize("directions", [1, 3])
+def test_layers_applied_in_place_in_pieces_equal_the_torch_func_estimate(monkeypatch, activation, kind, directions):
+    """Row pieces of 3 rows (10 rows: a short last piece) and tangent pieces of a few rows, through layers that
+    narrow and widen their view of the two buffers (16 -> 16 -> 32 -> 24 -> 3): the same phi as torch.func."""
+    monkeypatch.setattr(fg, "PIECE_ROWS", 2)
+    monkeypatch.setattr(fg, "ROW_CHUNK", 3)
+    torch.manual_seed(1)
+    model = models.mlp([16, 16, 32, 24, 3], activation=activation).double()
+    x, y = torch.randn(10, 16, dtype=torch.float64), torch.randint(0, 3, (10,))
+    loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, x, y)
+    reference_gen, gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    loss, phi = fg.projected_forward_gradient(loss_of, fg.model_parameters(model), kind=kind, generator=reference_gen,
+                                              directions=directions)
+    value = fg.layerwise_forward_gradient(model, torch.nn.functional.cross_entropy, x, y, generator=gen, kind=kind,
+                                          directions=directions)
+    torch.testing.assert_close(value, loss)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, phi[name], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.randn(3, generator=gen), torch.randn(3, generator=reference_gen))
+
+
+def test_forward_pass_holds_two_activation_buffers():
+    """A deep ReLU MLP's forward-mode pass allocates the primal and the tangent buffer (batch x width each) and
+    pieces, not a third batch x width tensor (the pass before writing in place held three)."""
+    from beyond_backprop.runtime import PeakMemory
+
+    batch, width = 1024, 256
+    torch.manual_seed(0)
+    model = models.mlp([64] + [width] * 6 + [10])
+    x, y = torch.randn(batch, 64), torch.randint(0, 10, (batch,))
+    with PeakMemory("cpu") as meter:
+        fg.layerwise_directional_derivatives(model, torch.nn.functional.cross_entropy, x, y,
+                                             generator=torch.Generator().manual_seed(0))
+    buffer = batch * width * 4
+    assert 2 * buffer <= meter.bytes < 2.5 * buffer

@@ -151,6 +151,30 @@ def test_step_allocates_no_parameter_sized_tensor():
     assert meter.bytes <= 4 * n * 1.1  # one |d| temporary, never d, s or d * (p - s)
 
 
+def test_k_sparse_step_keeps_no_lmo_buffer_and_no_parameter_sized_tensor():
+    """The K-sparse vertex stays sparse: theta is scaled and K entries scattered, the gap read on K entries; the
+    step's peak is the LMO's |d| and top-k outputs, and the optimiser keeps no LMO buffer; the update is
+    (1 - gamma) theta + gamma lmo(d) with the dense vertex."""
+    from beyond_backprop.runtime import PeakMemory
+
+    n, k = 200_000, 10_000
+    w = torch.nn.Parameter(torch.zeros(n))
+    polytope = C.KSparsePolytope(n, k, radius=0.01)
+    opt = FrankWolfe([{"params": [w], "constraint": polytope}], schedule="nonconvex", averaging=True)
+    for _ in range(2):
+        w.grad = torch.randn(n)
+        opt.step()
+    w.grad = torch.randn(n)
+    before, d = w.detach().clone(), opt.state[w]["direction"]
+    with PeakMemory("cpu") as meter:
+        opt.step()
+    assert opt._buffer is None
+    assert meter.bytes <= 4 * n * 1.1 + 12 * k * 1.1  # |d| for top-k and its K values and indices
+    gamma = 1.0 / 3  # nonconvex rule at k = 2
+    torch.testing.assert_close(w.detach(), (1 - gamma) * before + gamma * polytope.lmo(d))
+    torch.testing.assert_close(opt.fw_gap, d @ (before - polytope.lmo(d)))
+
+
 def linear_model_with_fw(seed: int, schedule: str = "nonconvex"):
     torch.manual_seed(seed)
     model = torch.nn.Linear(6, 3).double()

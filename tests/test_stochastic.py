@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from beyond_backprop import models
+from beyond_backprop.autodiff import forward_gradient
 from beyond_backprop.optim.solver import run_history
 from beyond_backprop.optim.stochastic import MinibatchMLP, estimate_gradient
 from beyond_backprop.problem import Problem, Split
@@ -138,14 +139,22 @@ def test_bad_options_are_refused(kwargs):
         MinibatchMLP([5, 8, 3], **kwargs)
 
 
-@pytest.mark.parametrize(("averaging", "schedule", "directions"),
-                         [(True, "nonconvex", 1), (True, "sfw", 1), (False, "nonconvex", 1), (True, "nonconvex", 4)])
-def test_forward_fw_step_without_a_gradient_buffer_matches_the_grad_buffer_step_for_20_steps(averaging, schedule,
-                                                                                            directions):
+@pytest.mark.parametrize(("averaging", "schedule", "directions", "pieces"),
+                         [(True, "nonconvex", 1, False), (True, "sfw", 1, False), (False, "nonconvex", 1, False),
+                          (True, "nonconvex", 4, False), (True, "nonconvex", 1, True), (False, "sfw", 1, True),
+                          (True, "nonconvex", 4, True)])
+def test_forward_fw_step_without_a_gradient_buffer_matches_the_grad_buffer_step_for_20_steps(
+        monkeypatch, averaging, schedule, directions, pieces):
     """The step that folds each redrawn tangent into the FW direction against estimate_gradient + optimizer.step()
-    (the step with a .grad buffer), from the same generators: equal to float round-off over 20 steps."""
-    problem = blobs(n=200)
-    solver = MinibatchMLP([5, 8, 8, 3], gradient="forward", update="frank-wolfe", batch=32, averaging=averaging,
+    (the step with a .grad buffer), from the same generators: equal to float round-off over 20 steps. With
+    ``pieces``, tensors whose sizes 16 divides, tangents drawn a few rows at a time and layers applied 5 rows at a
+    time (the estimate's own pieces are checked against torch.func in test_forward_gradient)."""
+    if pieces:
+        monkeypatch.setattr(forward_gradient, "PIECE_ROWS", 2)
+        monkeypatch.setattr(forward_gradient, "ROW_CHUNK", 5)
+    problem = blobs(n=200, d=16 if pieces else 5)
+    widths = [16, 32, 16, 3] if pieces else [5, 8, 8, 3]
+    solver = MinibatchMLP(widths, gradient="forward", update="frank-wolfe", batch=32, averaging=averaging,
                           schedule=schedule, directions=directions)
     folded = solver.init(problem, torch.Generator().manual_seed(4))
     buffered = solver.init(problem, torch.Generator().manual_seed(4))

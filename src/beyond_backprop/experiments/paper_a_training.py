@@ -17,7 +17,8 @@ from torch import nn
 
 from ..autodiff.forward_gradient import (
     layerwise_directional_derivatives,
-    redrawn_estimates,
+    redrawn_folds,
+    tangent_piece_entries,
 )
 from ..data import ImageData
 from ..optim.solver import run_history
@@ -202,8 +203,8 @@ def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y:
                 device: torch.device) -> dict[str, int]:
     """Bytes of one step's two phases, measured apart: the gradient phase (``activation_bytes``: backprop's tape,
     the peak of its forward pass with the graph alive, or the forward-mode pass's primal and tangent buffers;
-    ``gradient_bytes``: the estimate in ``.grad``, backprop only) and the FW update (``tangent_bytes``: one
-    tensor's redrawn tangents, forward only; ``update_bytes``: the update's temporaries)."""
+    ``gradient_bytes``: the estimate in ``.grad``, backprop only) and the FW update (``tangent_bytes``: the
+    largest piece of redrawn tangents held at once, forward only; ``update_bytes``: the update's temporaries)."""
     model, optimizer = state.model, state.optimizer
     if solver.gradient == "backprop":
         model.zero_grad(set_to_none=True)
@@ -222,8 +223,9 @@ def step_phases(solver: MinibatchMLP, state: MinibatchState, x: torch.Tensor, y:
                                                       generator=state.directions, directions=solver.directions)
     params = [group["params"][0] for group in optimizer.param_groups]
     with PeakMemory(device) as update_meter:
-        optimizer.step_with(redrawn_estimates(params, slopes, generator=state.directions))
-    tangent_bytes = max(p.numel() * p.element_size() for p in params) * solver.directions
+        optimizer.step_with(redrawn_folds(params, slopes, generator=state.directions))
+    tangent_bytes = max(tangent_piece_entries(p, solver.directions, state.directions) * p.element_size()
+                        for p in params)
     return {"gradient_bytes": 0, "activation_bytes": gradient_meter.bytes, "tangent_bytes": tangent_bytes,
             "update_bytes": max(0, update_meter.bytes - tangent_bytes)}
 
@@ -234,18 +236,18 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
 
     Inputs are random: only cost is measured. The step is :meth:`MinibatchMLP.step_in_place`, the training
     step itself. ``peak_bytes`` is the whole step's peak above what was allocated before it
-    (``runtime.PeakMemory``); ``total_bytes`` adds the resident tensors (weights, batch, optimiser state, LMO
-    buffer), the figure comparable to a device-wide reading such as the paper's MiB per epoch;
-    ``floor_bytes`` is what any FW step must hold (weights, optimiser state, batch). The breakdown:
-    ``weights_bytes``, ``batch_bytes``, ``state_bytes`` (the averaged direction), ``lmo_buffer_bytes`` and
-    :func:`step_phases`.
+    (``runtime.PeakMemory``); ``total_bytes`` adds the resident tensors (weights, batch, optimiser state, an
+    LMO buffer if any: the K-sparse sets' sparse LMO needs none), the figure comparable to a device-wide reading
+    such as the paper's MiB per epoch; ``floor_bytes`` is what any FW step must hold (weights, optimiser state,
+    batch). The breakdown: ``weights_bytes``, ``batch_bytes``, ``state_bytes`` (the averaged direction),
+    ``lmo_buffer_bytes`` and :func:`step_phases`.
     """
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     solver = fw_solver(method, [784] + [width] * depth + [10], batch=batch, schedule="nonconvex")
     problem = Problem(Split(x, y), classes=10)
     state = solver.init(problem, torch.Generator().manual_seed(seed))
-    for _ in range(2):  # warm-up: the averaged direction and the LMO buffer exist from here on
+    for _ in range(2):  # warm-up: the averaged direction (and an LMO buffer, if any) exist from here on
         state = solver.step_in_place(state, problem)
     times = []
     for _ in range(repeats):
@@ -258,7 +260,8 @@ def step_cost(method: str, *, width: int, depth: int, batch: int, device: torch.
     breakdown = {
         "weights_bytes": _bytes(state.model.parameters()), "batch_bytes": _bytes([x, y]),
         "state_bytes": _bytes(t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)),
-        "lmo_buffer_bytes": _bytes([optimizer._buffer]), **step_phases(solver, state, x, y, device),
+        "lmo_buffer_bytes": 0 if optimizer._buffer is None else _bytes([optimizer._buffer]),
+        **step_phases(solver, state, x, y, device),
     }
     floor = breakdown["weights_bytes"] + breakdown["state_bytes"] + breakdown["batch_bytes"]
     return {"method": method, "width": width, "depth": depth, "batch": batch,

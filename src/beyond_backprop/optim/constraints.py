@@ -17,6 +17,8 @@ from torch import nn
 class ConstraintSet:
     """Base class: a compact convex set centred at 0, defined per tensor of ``n`` entries."""
 
+    sparse_vertices = False  # whether sparse_lmo gives the vertex as a few (index, value) pairs
+
     def __init__(self, n: int, *, radius: float | None = None, diameter: float | None = None) -> None:
         if (radius is None) == (diameter is None):
             raise ValueError("give exactly one of radius or diameter")
@@ -50,6 +52,11 @@ class ConstraintSet:
 
     def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
         raise NotImplementedError
+
+    def sparse_lmo(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``lmo(g)`` as ``(indices into g.reshape(-1), values)`` of its nonzeros when the set's vertices are sparse
+        (:attr:`sparse_vertices`); None otherwise."""
+        return None
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         """The gauge of the set: x is feasible iff norm(x) <= radius."""
@@ -172,8 +179,11 @@ class LpBall(ConstraintSet):
 class KSparsePolytope(ConstraintSet):
     """``conv{v in {0, ±radius}^n with exactly K nonzeros} = B_1(K r) ∩ B_inf(r)``.
 
-    LMO: ``-radius * sign(g_i)`` on the K largest ``|g_i|`` (``torch.topk``; ties by its order), 0 elsewhere.
+    LMO: ``-radius * sign(g_i)`` on the K largest ``|g_i|`` (``torch.topk``; ties by its order), 0 elsewhere
+    (``+radius`` where ``g_i = 0``). :meth:`sparse_lmo` gives those K entries alone.
     """
+
+    sparse_vertices = True
 
     def __init__(self, n: int, k: int, *, radius: float | None = None, diameter: float | None = None) -> None:
         if not 1 <= k <= n:
@@ -188,10 +198,15 @@ class KSparsePolytope(ConstraintSet):
         return torch.maximum(x.abs().max(), x.abs().sum() / self.k)
 
     def _lmo_into(self, g: torch.Tensor, s: torch.Tensor) -> None:
+        index, values = self.sparse_lmo(g)
+        s.zero_()
+        s.view(-1)[index] = values
+
+    def sparse_lmo(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = g.reshape(-1)
         top = torch.topk(flat.abs(), self.k).indices
-        s.zero_()
-        s.view(-1)[top] = torch.where(flat[top] > 0, s.new_tensor(-self.radius), s.new_tensor(self.radius))
+        radius = flat.new_tensor(self.radius)
+        return top, torch.where(flat[top] > 0, -radius, radius)
 
 
 SETS = ("l1", "l2", "linf", "lp", "k-sparse")

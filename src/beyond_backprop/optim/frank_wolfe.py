@@ -20,6 +20,7 @@ import torch
 from .constraints import ConstraintSet
 
 Schedule = Callable[[int], float]
+Estimate = torch.Tensor | Callable[[torch.Tensor | None, float], torch.Tensor]  # g_k, or its fold (d, rho) -> d_k
 
 # name -> (gamma_k, rho_k), k = 0, 1, 2, ...
 SCHEDULES: dict[str, tuple[Schedule, Schedule]] = {
@@ -43,7 +44,7 @@ def named_schedule(name: str) -> tuple[Schedule, Schedule]:
 
 def frank_wolfe_update(
     params: Sequence[torch.Tensor],
-    estimates: Sequence[torch.Tensor],
+    estimates: Iterable[Estimate],
     directions: Sequence[torch.Tensor | None],
     constraints: Sequence[ConstraintSet],
     *,
@@ -56,9 +57,12 @@ def frank_wolfe_update(
     ``directions[i]`` is ``d_{k-1}`` (``None`` on the first step, treated as 0) and is averaged in
     place; ``rho = 1`` means no averaging, and then ``d_k`` is the estimate itself (no copy).
     ``gamma`` and ``rho`` are one value for every tensor or one per tensor. ``estimates`` may be an iterator
-    that makes each estimate when asked: then one estimate is alive at a time. ``buffer`` (at least as many entries
-    as the largest tensor, same dtype) receives each LMO vertex in turn, so the step allocates no
-    parameter-sized tensor.
+    that makes each estimate when asked: then one estimate is alive at a time. An estimate may also be a fold,
+    ``(d, rho) -> (1 - rho) d + rho g`` written into ``d`` (``g`` itself, new, for ``d = None``), for an estimate
+    never made whole (e.g. :func:`~beyond_backprop.autodiff.forward_gradient.redrawn_folds`). A set with a sparse
+    LMO (:meth:`~.constraints.ConstraintSet.sparse_lmo`) moves ``theta`` by a scale and a scatter; for the others
+    ``buffer`` (at least as many entries as the largest such tensor, same dtype) receives each LMO vertex in turn.
+    Either way the step allocates no parameter-sized tensor.
     """
     gammas = [gamma] * len(params) if isinstance(gamma, (int, float)) else list(gamma)
     if len(gammas) != len(params) or not all(0 <= g <= 1 for g in gammas):
@@ -68,11 +72,20 @@ def frank_wolfe_update(
         raise ValueError(f"invalid rho {rho!r}; expected 0 < rho <= 1, one value or one per tensor")
     new_directions, gap = [], torch.zeros((), dtype=params[0].dtype, device=params[0].device)
     for p, g, d, c, step, weight in zip(params, estimates, directions, constraints, gammas, rhos):
-        d = g if d is None or weight == 1 else d.mul_(1 - weight).add_(g, alpha=weight)
-        s = c.lmo(d, out=None if buffer is None else buffer[:d.numel()].view_as(d))
+        if callable(g):
+            d = g(None if d is None or weight == 1 else d, weight)
+        else:
+            d = g if d is None or weight == 1 else d.mul_(1 - weight).add_(g, alpha=weight)
         flat = d.reshape(-1)
-        gap = gap + (flat @ p.reshape(-1) - flat @ s.reshape(-1))
-        p.mul_(1 - step).add_(s, alpha=step)
+        vertex = c.sparse_lmo(d)
+        if vertex is None:
+            s = c.lmo(d, out=None if buffer is None else buffer[:d.numel()].view_as(d))
+            gap = gap + (flat @ p.reshape(-1) - flat @ s.reshape(-1))
+            p.mul_(1 - step).add_(s, alpha=step)
+        else:
+            index, values = vertex
+            gap = gap + (flat @ p.reshape(-1) - flat[index] @ values)
+            p.mul_(1 - step).view(-1).index_add_(0, index, values, alpha=step)
         new_directions.append(d)
     return new_directions, gap
 
@@ -114,7 +127,7 @@ class FrankWolfe(torch.optim.Optimizer):
         self.schedule, self.gamma, self.rho = schedule, gamma, rho
         self.averaging, self.step_scale = averaging, step_scale
         self.rescale = rescale
-        self._buffer: torch.Tensor | None = None  # one LMO vertex at a time, sized for the largest tensor
+        self._buffer: torch.Tensor | None = None  # one dense LMO vertex at a time (sets without a sparse LMO)
         self.fw_gap = torch.zeros(())
 
     def __getstate__(self) -> dict:
@@ -140,16 +153,16 @@ class FrankWolfe(torch.optim.Optimizer):
         return loss
 
     @torch.no_grad()
-    def step_with(self, estimates: Iterable[torch.Tensor]) -> None:
+    def step_with(self, estimates: Iterable[Estimate]) -> None:
         """One FW step of every parameter, in ``param_groups`` order, with ``estimates`` instead of ``.grad``.
 
-        An iterator that makes each estimate when asked (e.g.
-        :func:`~beyond_backprop.autodiff.forward_gradient.redrawn_estimates`) is folded into the averaged
-        direction tensor by tensor, ``d <- (1 - rho) d + rho phi``: no gradient buffer is ever allocated.
+        An iterator of folds (e.g. :func:`~beyond_backprop.autodiff.forward_gradient.redrawn_folds`) is folded into
+        the averaged direction tensor by tensor, ``d <- (1 - rho) d + rho phi``: no gradient buffer is ever
+        allocated.
         """
         self._update(self.param_groups, estimates)
 
-    def _update(self, groups: list[dict], estimates: Iterable[torch.Tensor]) -> None:
+    def _update(self, groups: list[dict], estimates: Iterable[Estimate]) -> None:
         params = [g["params"][0] for g in groups]
         states = [self.state[p] for p in params]
         steps = [state.get("step", 0) for state in states]
@@ -159,15 +172,19 @@ class FrankWolfe(torch.optim.Optimizer):
         rhos = [self.rho(k) if self.averaging else 1.0 for k in steps]
         new_directions, self.fw_gap = frank_wolfe_update(
             params, estimates, [state.get("direction") for state in states], [g["constraint"] for g in groups],
-            gamma=gammas, rho=rhos, buffer=self._lmo_buffer(params))
+            gamma=gammas, rho=rhos, buffer=self._lmo_buffer(groups))
         for p, state, d, k in zip(params, states, new_directions, steps):
             state["step"] = k + 1
             if self.averaging:
                 state["direction"] = d.clone() if d is p.grad else d  # the state never aliases .grad
 
-    def _lmo_buffer(self, params: list[torch.Tensor]) -> torch.Tensor:
-        size = max(p.numel() for p in params)
-        p = params[0]
+    def _lmo_buffer(self, groups: list[dict]) -> torch.Tensor | None:
+        """A buffer for the largest tensor whose set has dense vertices; None when every set has a sparse LMO."""
+        dense = [g["params"][0] for g in groups if not g["constraint"].sparse_vertices]
+        if not dense:
+            return None
+        size = max(p.numel() for p in dense)
+        p = dense[0]
         if self._buffer is None or self._buffer.numel() < size or self._buffer.dtype != p.dtype \
                 or self._buffer.device != p.device:
             self._buffer = torch.empty(size, dtype=p.dtype, device=p.device)

@@ -27,7 +27,7 @@ from .. import models
 from ..autodiff.forward_gradient import (
     layerwise_directional_derivatives,
     layerwise_forward_gradient,
-    redrawn_estimates,
+    redrawn_folds,
 )
 from ..problem import Problem
 from .constraints import initialization_constraints
@@ -74,7 +74,7 @@ def forward_frank_wolfe_step(model: nn.Module, optimizer: FrankWolfe, x: torch.T
     loss, slopes = layerwise_directional_derivatives(model, nn.functional.cross_entropy, x, y, generator=generator,
                                                      directions=directions)
     params = [group["params"][0] for group in optimizer.param_groups]
-    optimizer.step_with(redrawn_estimates(params, slopes, generator=generator))
+    optimizer.step_with(redrawn_folds(params, slopes, generator=generator))
     return loss
 
 
