@@ -105,13 +105,16 @@ def update_w(
 def update_w_and_product(
     w_bar: torch.Tensor, a_prev: torch.Tensor, z: torch.Tensor, b: torch.Tensor, *,
     rho: float, mu: float, linearize_decay: bool = False, product_bar: torch.Tensor | None = None,
+    gram: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`update_w` and the product ``a_prev W^T`` of its result; ``product_bar`` is ``a_prev W̄^T`` if known.
+    """:func:`update_w` and the product ``a_prev W^T`` of its result; ``product_bar`` is ``a_prev W̄^T`` if known,
+    ``gram`` is ``a_prev a_prev^T`` if kept.
 
     Every candidate is ``W̄ - c D`` for one direction ``D``, so the tests of all theta reduce to a few
     inner products, evaluated together without a host sync, and ``a_prev W^T = a_prev W̄^T - c a_prev D^T``
     needs no third product: three GEMMs in all (``a_prev W̄^T``, the gradient, ``a_prev D^T``), two when
-    ``product_bar`` is given.
+    ``product_bar`` is given. With ``D = rho r^T a_prev + mu W̄`` (``r`` the residual at ``W̄``),
+    ``a_prev D^T = rho (a_prev a_prev^T) r + mu a_prev W̄^T``: with ``gram``, an N×N by N×n product instead.
     """
     if product_bar is None:
         product_bar = a_prev @ w_bar.T
@@ -120,7 +123,7 @@ def update_w_and_product(
     thetas = 2.0 ** torch.arange(BACKTRACKING_TESTS, dtype=w_bar.dtype, device=w_bar.device)
     direction = torch.add(grad, w_bar, alpha=mu)
     c = 1.0 / thetas if linearize_decay else 1.0 / (thetas + mu)
-    q = a_prev @ direction.T
+    q = a_prev @ direction.T if gram is None else torch.addmm(product_bar, gram, residual, beta=mu, alpha=rho)
     r_q, q_q, d_d = _inner(residual, q), _inner(q, q), _inner(direction, direction)
     # phi(W̄ - cD) - phi(W̄), its linear model <G, -cD> and the proximal term, for every theta
     increase = 0.5 * rho * (c * c * q_q - 2 * c * r_q)
@@ -283,10 +286,14 @@ class MDLAMState:
     ``z[l]`` is the pre-activation of layer l+1 (l = 0..L-1) and ``a[l]`` the output of hidden layer l+1
     (l = 0..L-2): the input is not in ``a``, as in :class:`~beyond_backprop.optim.dladmm.DLADMMState`.
     ``eps`` is the band half-width the current iterate satisfies, the one used in the last step
-    (``eps0`` before the first). ``input_product`` is ``x W_1^T`` of the problem's input ``x`` (constant) and
-    ``previous_input_product`` that of ``previous_weights[0]``: by linearity the extrapolated
-    ``x W̄_1^T`` is their extrapolation, so layer 1's W-step needs two products with ``x`` instead of four
-    (both are made again from ``x`` every :data:`PRODUCT_REFRESH` steps).
+    (``eps0`` before the first).
+
+    When the problem's input ``x`` (constant) has fewer rows than columns, its products dominate a step and the
+    state keeps ``input_product`` (``x W_1^T``), ``previous_input_product`` (that of ``previous_weights[0]``) and
+    ``input_gram`` (``x x^T``, N² entries): by linearity the extrapolated ``x W̄_1^T`` is the extrapolation of
+    the two products (both made again from ``x`` every :data:`PRODUCT_REFRESH` steps) and ``x D^T`` comes from
+    the Gram matrix, so layer 1's W-step makes one product with ``x`` (the gradient) instead of four. Otherwise
+    (e.g. images, N ≫ d) the three are ``None``: 2 N n_1 kept entries would buy little.
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -296,8 +303,9 @@ class MDLAMState:
     previous_weights: tuple[torch.Tensor, ...]
     previous_z_last: torch.Tensor
     previous_a: tuple[torch.Tensor, ...]
-    input_product: torch.Tensor
-    previous_input_product: torch.Tensor
+    input_product: torch.Tensor | None
+    previous_input_product: torch.Tensor | None
+    input_gram: torch.Tensor | None
     eps: float
     s: float = 0.0
     k: int = 0
@@ -323,7 +331,7 @@ class MDLAM:
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
         weights = tuple(draw_normal((o, i), std, generator, x) for i, o in pairs)
         biases = tuple(draw_normal((o,), std, generator, x) for _, o in pairs)
-        input_product = x @ weights[0].T
+        input_product, wide = x @ weights[0].T, x.shape[0] < x.shape[1]
         z, a = [input_product + biases[0]], [torch.relu(input_product + biases[0])]
         for w, b in zip(weights[1:], biases[1:]):
             z.append(a[-1] @ w.T + b)
@@ -331,8 +339,8 @@ class MDLAM:
         if self.options.z_last_init == "labels":
             z[-1] = 2 * y - 1
         a = tuple(a[:-1])
-        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, input_product=input_product,
-                          previous_input_product=input_product, eps=self.options.eps0)
+        kept = (input_product, input_product, x @ x.T) if wide else (None, None, None)
+        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, *kept, eps=self.options.eps0)
 
     def objective(self, state: MDLAMState, problem: Problem) -> torch.Tensor:
         """``F`` (without the band indicator) as a 0-d tensor."""
@@ -371,24 +379,23 @@ class MDLAM:
         eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.options.eps_min)
         weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
         last, fallbacks = len(weights) - 1, 0
+        kept, kept_products = state.input_gram is not None, (None, None)
         for l in range(last + 1):
             a_prev = x if l == 0 else a[l - 1]
             # W + omega (W - W_prev) in one pass (exactly W at omega = 0); on layer 1 x W̄^T likewise from the kept
             # x W^T, or from x every PRODUCT_REFRESH steps. A step starts from (W, a_prev W^T), None if not known.
             w_bar = torch.lerp(state.previous_weights[l], weights[l], 1.0 + omega)
-            if l == 0 and state.k % PRODUCT_REFRESH:
-                current_product = state.input_product
-                bar = (w_bar, torch.lerp(state.previous_input_product, current_product, 1.0 + omega))
-                current = (weights[0], current_product)
-            elif l == 0:
-                current_product = x @ weights[0].T
-                bar, current = (w_bar, None), (weights[0], current_product)
-            else:
-                bar, current = (w_bar, None), (weights[l], None)
+            bar, current = (w_bar, None), (weights[l], None)
+            if l == 0 and kept and state.k % PRODUCT_REFRESH:
+                current = (weights[0], state.input_product)
+                bar = (w_bar, torch.lerp(state.previous_input_product, state.input_product, 1.0 + omega))
+            elif l == 0 and kept:
+                current = (weights[0], x @ weights[0].T)
 
             def w_step(start, l=l, a_prev=a_prev):  # the product serves the safeguard, b_l and m_l
                 return update_w_and_product(start[0], a_prev, z[l], biases[l], rho=rho, mu=mu,
-                                            linearize_decay=options.linearize_decay, product_bar=start[1])
+                                            linearize_decay=options.linearize_decay, product_bar=start[1],
+                                            gram=state.input_gram if l == 0 else None)
 
             def w_local(pair, l=l):
                 w, product = pair
@@ -400,8 +407,8 @@ class MDLAM:
 
             (weights[l], product), used = self._safeguarded(bar, current, w_step, w_local, safeguard, w_current)
             fallbacks += used
-            if l == 0:
-                input_product = product
+            if l == 0 and kept:
+                kept_products = (product, current[1])
             if options.update_all_biases or l != 1:
                 biases[l] = update_b_of_product(z[l], product)
             m = product + biases[l]
@@ -429,7 +436,7 @@ class MDLAM:
         return replace(
             state, weights=tuple(weights), biases=tuple(biases), z=tuple(z), a=tuple(a),
             previous_weights=state.weights, previous_z_last=state.z[-1], previous_a=state.a,
-            input_product=input_product, previous_input_product=current_product,
+            input_product=kept_products[0], previous_input_product=kept_products[1],
             eps=eps, s=s_next, k=state.k + 1, fallbacks=fallbacks,
         )
 
