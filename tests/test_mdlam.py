@@ -6,9 +6,10 @@ import torch
 from dataclasses import fields, replace
 
 from beyond_backprop.models import cross_entropy_sum
+from beyond_backprop.optim import mdlam
 from beyond_backprop.optim.mdlam import (
-    BACKTRACKING_TESTS, MDLAM, OFFICIAL, PAPER, MDLAMOptions, nesterov_weight, penalty, update_a, update_b,
-    update_w, update_z_hidden, update_z_last, update_z_last_fista,
+    BACKTRACKING_TESTS, CANDIDATE_BLOCK_ELEMENTS, MDLAM, OFFICIAL, PAPER, MDLAMOptions, nesterov_weight, penalty,
+    update_a, update_b, update_w, update_w_and_product, update_z_hidden, update_z_last, update_z_last_fista,
 )
 from beyond_backprop.problem import Problem, Split
 
@@ -82,7 +83,26 @@ def test_w_matches_naive_backtracking(linearize_decay):
     assert penalty(z, a, got, b, rho) + decay <= penalty(z, a, w_bar, b, rho) + 0.5 * mu * w_bar.square().sum()
 
 
-def test_a_matches_naive_backtracking_with_grid_minimiser():
+@pytest.mark.parametrize("linearize_decay", [False, True])
+def test_w_and_product_from_kept_products_and_gram(linearize_decay):
+    """Given ``a W̄^T`` and ``a a^T`` the W-step is :func:`update_w`'s, and its product is ``a W^T``."""
+    g = _gen(25)
+    a, z = torch.randn(5, 9, generator=g), torch.randn(5, 4, generator=g)
+    w_bar, b, rho, mu = torch.randn(4, 9, generator=g), torch.randn(4, generator=g), 2.0, 0.05
+    expected = update_w(w_bar, a, z, b, rho=rho, mu=mu, linearize_decay=linearize_decay)
+    assert not torch.equal(expected, w_bar)
+    for product_bar, gram in ((None, None), (a @ w_bar.T, None), (a @ w_bar.T, a @ a.T), (None, a @ a.T)):
+        w, product = update_w_and_product(w_bar, a, z, b, rho=rho, mu=mu, linearize_decay=linearize_decay,
+                                          product_bar=product_bar, gram=gram)
+        torch.testing.assert_close(w, expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(product, a @ w.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_elements", [1, 36, 54, CANDIDATE_BLOCK_ELEMENTS])
+def test_a_matches_naive_backtracking_with_grid_minimiser(block_elements, monkeypatch):
+    """Candidates tested one at a time, in blocks of 2 and 3 (the first passing tau, the third, ends the first
+    block of 3 and opens the second of 2), and all at once."""
+    monkeypatch.setattr(mdlam, "CANDIDATE_BLOCK_ELEMENTS", block_elements)
     g = _gen(4)
     z, a_bar = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
     w_next, b_next, z_next = torch.randn(2, 3, generator=g), torch.randn(2, generator=g), torch.randn(6, 2, generator=g)
@@ -174,6 +194,35 @@ def test_band_holds_after_each_step_while_eps_shrinks():
         for a, z in zip(state.a, state.z[:-1]):
             assert ((a - torch.relu(z)).abs() <= state.eps + 1e-12).all()
     assert float(solver.metrics(state, problem)["eps"]) == state.eps
+
+
+def test_kept_input_products_are_those_of_the_weights(monkeypatch):
+    """With a wide input (5 rows, 8 features) the state's ``x W_1^T`` and ``x W_1^{k-1}^T``, extrapolated and
+    updated without ``x`` (``x D^T`` from the kept ``x x^T``), are the products of its weights, and the iterates
+    are those of a run that makes them from ``x`` every step; a tall input keeps none."""
+    problem = _problem(23, n=5)
+    solver = MDLAM([8, 6, 5, 3], rho=0.5)
+    kept = solver.init(problem, _gen(24))
+    torch.testing.assert_close(kept.input_gram, problem.x @ problem.x.T)
+    fresh = kept
+    for k in range(25):  # past two refreshes, extrapolating from the third step
+        previous, before = kept, (kept.input_product.clone(), kept.previous_input_product.clone())
+        kept = solver.step(kept, problem)
+        assert torch.equal(previous.input_product, before[0]) and torch.equal(previous.previous_input_product,
+                                                                              before[1])  # the step is pure
+        with monkeypatch.context() as patch:
+            patch.setattr(mdlam, "PRODUCT_REFRESH", 1)
+            fresh = solver.step(fresh, problem)
+        torch.testing.assert_close(kept.input_product, problem.x @ kept.weights[0].T, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(kept.previous_input_product, problem.x @ kept.previous_weights[0].T,
+                                   rtol=1e-10, atol=1e-10)
+        for got, expected in zip((*kept.weights, *kept.biases, *kept.z, *kept.a),
+                                 (*fresh.weights, *fresh.biases, *fresh.z, *fresh.a)):
+            torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    assert kept.s > 1.0 and not torch.equal(kept.weights[0], kept.previous_weights[0])
+    tall = _problem(23, n=30)
+    state = solver.step(solver.init(tall, _gen(24)), tall)
+    assert state.input_product is None and state.previous_input_product is None and state.input_gram is None
 
 
 def test_state_follows_dladmm_convention_and_logits_are_the_forward_pass():

@@ -54,6 +54,11 @@ from .construction import check_widths, with_overrides
 from .fista import fista_momentum
 
 BACKTRACKING_TESTS = 11  # theta = 1, 2, ..., 1024 as in the official code
+CANDIDATE_BLOCK_ELEMENTS = 2**18  # update_a tests its candidates in blocks of at most this many entries
+# the kept x W_1^T is made again from x every this many steps: round-off in the extrapolated products is
+# amplified like the iterates (float32, Cora: 6e-7 of the largest entry after 10 steps, 1e-3 after 1,000; with
+# the refresh at most 4e-6 over 1,000 steps, where one float32 GEMM is 3e-7 off its float64 value)
+PRODUCT_REFRESH = 10
 FISTA_STEP, FISTA_TOLERANCE, FISTA_ITERATIONS = 4.0, 1e-4, 500  # the official code's z_L loop
 
 
@@ -99,21 +104,26 @@ def update_w(
 
 def update_w_and_product(
     w_bar: torch.Tensor, a_prev: torch.Tensor, z: torch.Tensor, b: torch.Tensor, *,
-    rho: float, mu: float, linearize_decay: bool = False,
+    rho: float, mu: float, linearize_decay: bool = False, product_bar: torch.Tensor | None = None,
+    gram: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`update_w` and the product ``a_prev W^T`` of its result.
+    """:func:`update_w` and the product ``a_prev W^T`` of its result; ``product_bar`` is ``a_prev W̄^T`` if known,
+    ``gram`` is ``a_prev a_prev^T`` if kept.
 
     Every candidate is ``W̄ - c D`` for one direction ``D``, so the tests of all theta reduce to a few
     inner products, evaluated together without a host sync, and ``a_prev W^T = a_prev W̄^T - c a_prev D^T``
-    needs no third product: three GEMMs in all (``a_prev W̄^T``, the gradient, ``a_prev D^T``).
+    needs no third product: three GEMMs in all (``a_prev W̄^T``, the gradient, ``a_prev D^T``), two when
+    ``product_bar`` is given. With ``D = rho r^T a_prev + mu W̄`` (``r`` the residual at ``W̄``),
+    ``a_prev D^T = rho (a_prev a_prev^T) r + mu a_prev W̄^T``: with ``gram``, an N×N by N×n product instead.
     """
-    product_bar = a_prev @ w_bar.T
+    if product_bar is None:
+        product_bar = a_prev @ w_bar.T
     residual = product_bar + b - z
     grad = (rho * residual).T @ a_prev
     thetas = 2.0 ** torch.arange(BACKTRACKING_TESTS, dtype=w_bar.dtype, device=w_bar.device)
     direction = torch.add(grad, w_bar, alpha=mu)
     c = 1.0 / thetas if linearize_decay else 1.0 / (thetas + mu)
-    q = a_prev @ direction.T
+    q = a_prev @ direction.T if gram is None else torch.addmm(product_bar, gram, residual, beta=mu, alpha=rho)
     r_q, q_q, d_d = _inner(residual, q), _inner(q, q), _inner(direction, direction)
     # phi(W̄ - cD) - phi(W̄), its linear model <G, -cD> and the proximal term, for every theta
     increase = 0.5 * rho * (c * c * q_q - 2 * c * r_q)
@@ -150,12 +160,13 @@ def update_z_last(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: fl
     The summed cross-entropy has a row-wise Hessian bounded by 1/2, so each step does not increase the
     objective (descent lemma).
     """
-    # z - (softmax(z) - y + rho (z - m))/(1/2 + rho) = (rho m + y)/(1/2 + rho) + (z/2 - softmax(z))/(1/2 + rho)
+    # z - (softmax(z) - y + rho (z - m))/(1/2 + rho) = (rho m + y)/(1/2 + rho) + (z/2 - softmax(z))/(1/2 + rho),
+    # on the transposes: a softmax over the contiguous dim of C×N is several times faster than over N×C's rows
     scale = 1.0 / (0.5 + rho)
-    fixed, z = (rho * m + y).mul_(scale), z0
+    fixed, z = (rho * m + y).mul_(scale).T.contiguous(), z0.T.contiguous()
     for _ in range(steps):
-        z = torch.add(fixed, z, alpha=0.5 * scale).sub_(torch.softmax(z, dim=1), alpha=scale)
-    return z
+        z = torch.add(fixed, z, alpha=0.5 * scale).sub_(torch.softmax(z, dim=0), alpha=scale)
+    return z.T.contiguous()
 
 
 def update_z_last_fista(z0: torch.Tensor, m: torch.Tensor, y: torch.Tensor, *, rho: float,
@@ -191,24 +202,23 @@ def update_a(
     ``a = clamp(ā - grad/tau, relu(z) - eps, relu(z) + eps)``, tau = 1, 2, 4, ... until
     ``phi(a) <= phi(ā) + <grad, a - ā> + tau/2 ||a - ā||^2``; the projection of ``ā`` if none passes.
 
-    Every tau is tested, one candidate at a time, without a host sync; the first that passes is then
-    made again. Only a few N×n blocks are alive at once; all candidates together took 11 per temporary
-    (2.6 GB each at 60,000 × 1000 in float32, 14 GB of peak memory in all).
+    ``phi`` is quadratic with ``grad = rho r W`` (``r`` the residual at ``ā``), so with ``S = a - ā`` the test is
+    ``rho ||S W^T||^2 <= tau ||S||^2``. Every tau is tested without a host sync, as many candidates at once as
+    fit in :data:`CANDIDATE_BLOCK_ELEMENTS` (one at a time on large problems, so only a few N×n blocks are
+    alive: all 11 together took 2.6 GB per temporary at 60,000 × 1000 in float32); the first that passes is then
+    made again.
     """
     low, high = torch.relu(z) - eps, torch.relu(z) + eps
-    residual = a_bar @ w_next.T + b_next - z_next
-    grad = rho * residual @ w_next
-    base = 0.5 * rho * residual.square().sum()
-    del residual
+    grad = (a_bar @ w_next.T + b_next - z_next) @ w_next.mul(rho)
     taus = 2.0 ** torch.arange(BACKTRACKING_TESTS, dtype=a_bar.dtype, device=a_bar.device)
+    block = max(1, CANDIDATE_BLOCK_ELEMENTS // a_bar.numel())
     passed = []
-    for test in range(BACKTRACKING_TESTS):
-        candidate = torch.clamp(a_bar - grad / taus[test], low, high)
-        steps = candidate - a_bar
-        phi = 0.5 * rho * (candidate @ w_next.T + b_next - z_next).square().sum()
-        model = base + (grad * steps).sum() + 0.5 * taus[test] * steps.square().sum()
-        passed.append(phi <= model)
-    passes = torch.stack(passed)
+    for first in range(0, BACKTRACKING_TESTS, block):
+        tau = taus[first:first + block, None, None]
+        steps = torch.clamp(a_bar - grad / tau, low, high).sub_(a_bar)
+        moved = steps @ w_next.T
+        passed.append(rho * moved.square().sum(dim=(1, 2)) <= tau.flatten() * steps.square().sum(dim=(1, 2)))
+    passes = torch.cat(passed)
     tau = taus[passes.to(torch.int8).argmax()]
     return torch.where(passes.any(), torch.clamp(a_bar - grad / tau, low, high), torch.clamp(a_bar, low, high))
 
@@ -277,6 +287,13 @@ class MDLAMState:
     (l = 0..L-2): the input is not in ``a``, as in :class:`~beyond_backprop.optim.dladmm.DLADMMState`.
     ``eps`` is the band half-width the current iterate satisfies, the one used in the last step
     (``eps0`` before the first).
+
+    When the problem's input ``x`` (constant) has fewer rows than columns, its products dominate a step and the
+    state keeps ``input_product`` (``x W_1^T``), ``previous_input_product`` (that of ``previous_weights[0]``) and
+    ``input_gram`` (``x x^T``, N² entries): by linearity the extrapolated ``x W̄_1^T`` is the extrapolation of
+    the two products (both made again from ``x`` every :data:`PRODUCT_REFRESH` steps) and ``x D^T`` comes from
+    the Gram matrix, so layer 1's W-step makes one product with ``x`` (the gradient) instead of four. Otherwise
+    (e.g. images, N ≫ d) the three are ``None``: 2 N n_1 kept entries would buy little.
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -286,6 +303,9 @@ class MDLAMState:
     previous_weights: tuple[torch.Tensor, ...]
     previous_z_last: torch.Tensor
     previous_a: tuple[torch.Tensor, ...]
+    input_product: torch.Tensor | None
+    previous_input_product: torch.Tensor | None
+    input_gram: torch.Tensor | None
     eps: float
     s: float = 0.0
     k: int = 0
@@ -311,14 +331,16 @@ class MDLAM:
         pairs = list(zip(self.widths[:-1], self.widths[1:]))
         weights = tuple(draw_normal((o, i), std, generator, x) for i, o in pairs)
         biases = tuple(draw_normal((o,), std, generator, x) for _, o in pairs)
-        z, a = [], []
-        for w, b in zip(weights, biases):
-            z.append((a[-1] if a else x) @ w.T + b)
+        input_product, wide = x @ weights[0].T, x.shape[0] < x.shape[1]
+        z, a = [input_product + biases[0]], [torch.relu(input_product + biases[0])]
+        for w, b in zip(weights[1:], biases[1:]):
+            z.append(a[-1] @ w.T + b)
             a.append(torch.relu(z[-1]))
         if self.options.z_last_init == "labels":
             z[-1] = 2 * y - 1
         a = tuple(a[:-1])
-        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, eps=self.options.eps0)
+        kept = (input_product, input_product, x @ x.T) if wide else (None, None, None)
+        return MDLAMState(weights, biases, tuple(z), a, weights, z[-1], a, *kept, eps=self.options.eps0)
 
     def objective(self, state: MDLAMState, problem: Problem) -> torch.Tensor:
         """``F`` (without the band indicator) as a 0-d tensor."""
@@ -330,7 +352,7 @@ class MDLAM:
         return torch.stack(terms).sum()
 
     @staticmethod
-    def _safeguarded(bar: torch.Tensor, current: torch.Tensor, step: Callable[[torch.Tensor], Any],
+    def _safeguarded(bar: Any, current: Any, step: Callable[[Any], Any],
                      local: Callable[[Any], torch.Tensor], safeguard: bool,
                      current_value: Callable[[], Any] | None = None) -> tuple[Any, int]:
         """``step(X̄)``; when ``safeguard`` and its local objective is not below that at ``X^k``, ``step(X^k)``.
@@ -357,23 +379,36 @@ class MDLAM:
         eps = state.eps if state.k == 0 else max(state.eps / 2.0, self.options.eps_min)
         weights, biases, z, a = list(state.weights), list(state.biases), list(state.z), list(state.a)
         last, fallbacks = len(weights) - 1, 0
+        kept, kept_products = state.input_gram is not None, (None, None)
         for l in range(last + 1):
             a_prev = x if l == 0 else a[l - 1]
+            # W + omega (W - W_prev) in one pass (exactly W at omega = 0); on layer 1 x W̄^T likewise from the kept
+            # x W^T, or from x every PRODUCT_REFRESH steps. A step starts from (W, a_prev W^T), None if not known.
+            w_bar = torch.lerp(state.previous_weights[l], weights[l], 1.0 + omega)
+            bar, current = (w_bar, None), (weights[l], None)
+            if l == 0 and kept and state.k % PRODUCT_REFRESH:
+                current = (weights[0], state.input_product)
+                bar = (w_bar, torch.lerp(state.previous_input_product, state.input_product, 1.0 + omega))
+            elif l == 0 and kept:
+                current = (weights[0], x @ weights[0].T)
 
-            def w_step(w_bar, l=l, a_prev=a_prev):  # the product is shared by the safeguard, b_l and m_l
-                return update_w_and_product(w_bar, a_prev, z[l], biases[l], rho=rho, mu=mu,
-                                            linearize_decay=options.linearize_decay)
+            def w_step(start, l=l, a_prev=a_prev):  # the product serves the safeguard, b_l and m_l
+                return update_w_and_product(start[0], a_prev, z[l], biases[l], rho=rho, mu=mu,
+                                            linearize_decay=options.linearize_decay, product_bar=start[1],
+                                            gram=state.input_gram if l == 0 else None)
 
             def w_local(pair, l=l):
                 w, product = pair
                 return penalty_of_product(z[l], product, biases[l], rho) + 0.5 * mu * _inner(w, w)
 
-            # W + omega (W - W_prev) in one pass (exactly W at omega = 0)
-            w_bar = torch.lerp(state.previous_weights[l], weights[l], 1.0 + omega)
-            (weights[l], product), used = self._safeguarded(
-                w_bar, weights[l], w_step, w_local, safeguard,
-                current_value=lambda l=l, a_prev=a_prev: (weights[l], a_prev @ weights[l].T))
+            def w_current(current=current, a_prev=a_prev):
+                w, product = current
+                return w, a_prev @ w.T if product is None else product
+
+            (weights[l], product), used = self._safeguarded(bar, current, w_step, w_local, safeguard, w_current)
             fallbacks += used
+            if l == 0 and kept:
+                kept_products = (product, current[1])
             if options.update_all_biases or l != 1:
                 biases[l] = update_b_of_product(z[l], product)
             m = product + biases[l]
@@ -401,6 +436,7 @@ class MDLAM:
         return replace(
             state, weights=tuple(weights), biases=tuple(biases), z=tuple(z), a=tuple(a),
             previous_weights=state.weights, previous_z_last=state.z[-1], previous_a=state.a,
+            input_product=kept_products[0], previous_input_product=kept_products[1],
             eps=eps, s=s_next, k=state.k + 1, fallbacks=fallbacks,
         )
 
