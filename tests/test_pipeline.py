@@ -42,6 +42,16 @@ def make_notebook(path: Path, body: str, with_parameters: bool = True, extra_par
     nbformat.write(nb, path)
 
 
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """``reproduce.py`` sets variables for its kernels (one thread per parallel worker, absolute data paths); run
+    in-process here, it must not leave them to later tests, whose kernels (nbval's too) would inherit them."""
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
 @pytest.fixture
 def fixture_catalogue(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
