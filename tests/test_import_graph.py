@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-PACKAGE = "beyond_backprop"
+from beyond_backprop.module_graph import PACKAGE, imported_modules, package_modules
+
 SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(SOURCE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def modules() -> dict[str, Path]:
-    return {module_name(path): path for path in sorted(SOURCE.rglob("*.py"))}
-
-
-def _absolute(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
-    """The module an ``from X import ...`` names, relative imports resolved."""
-    if not node.level:
-        return node.module or ""
-    base = importer.split(".")
-    base = base if is_package else base[:-1]
-    base = base[: len(base) - (node.level - 1)]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Every package module that ``name`` imports, at any depth of its code (functions included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            target = _absolute(node, name, path.name == "__init__.py")
-            submodules = {f"{target}.{alias.name}" for alias in node.names} & known
-            found.update(submodules)
-            if len(submodules) < len(node.names):  # names defined in the module itself (or its __init__)
-                found.add(target)
-    return {target for target in found if target in known and target != name}
-
-
 def import_graph() -> dict[str, set[str]]:
-    table = modules()
-    return {name: imports(name, path, set(table)) for name, path in table.items()}
+    table = package_modules(SOURCE)
+    return {name: imported_modules(name, path, set(table)) for name, path in table.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:

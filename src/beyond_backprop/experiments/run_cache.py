@@ -15,7 +15,6 @@ always computed.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..module_graph import PACKAGE, imported_modules, package_modules
 from ..optim.solver import Solver
 from ..problem import Problem
 
@@ -35,37 +35,8 @@ FOLDER = ".runs"  # under the output folder, beside the notebooks' folders
 LOG = "runs.json"  # in a notebook's output folder: the runs it computed or reused
 
 
-PACKAGE = "beyond_backprop"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the source the code checksum reads
 ALWAYS = (f"{PACKAGE}.models", f"{PACKAGE}.problem", f"{PACKAGE}.optim.solver")  # every run's code
-
-
-def package_modules(root: Path) -> dict[str, Path]:
-    """Every module of the package under ``root`` by dotted name (a package by its ``__init__.py``)."""
-    table = {}
-    for path in sorted(root.rglob("*.py")):
-        parts = (PACKAGE, *path.relative_to(root).with_suffix("").parts)
-        table[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return table
-
-
-def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The package modules that module ``name`` (at ``path``) imports, at any depth of its code."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            target = node.module or ""
-            if node.level:  # relative: resolved from the importing module's package
-                base = name.split(".")[: None if path.name == "__init__.py" else -1]
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            submodules = {f"{target}.{alias.name}" for alias in node.names} & known
-            found.update(submodules)
-            if len(submodules) < len(node.names):  # names defined in the module itself
-                found.add(target)
-    return (found & known) - {name}
 
 
 def dependencies(modules: tuple[str, ...], root: Path) -> list[str]:
