@@ -50,10 +50,17 @@ def _reproduce(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.Complet
                           env=_environment(), capture_output=True, text=True, timeout=timeout)
 
 
+def _default_interrupt() -> None:
+    """Ctrl-C's default in the child: a shell started in the background (``cmd &``, nohup) ignores SIGINT, and a
+    child would inherit that, so the interrupt this file sends would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _reproduce_while(action: Callable[[subprocess.Popen], None], *args: str) -> tuple[int, str]:
     """Run reproduce.py at smoke, do ``action`` to it while it runs; its exit code and stderr."""
     process = subprocess.Popen([sys.executable, "reproduce.py", "--profile", "smoke", *args], cwd=ROOT,
-                               env=_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               env=_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_interrupt)
     try:
         action(process)
         _, stderr = process.communicate(timeout=60)
