@@ -77,14 +77,9 @@ def test_bad_arguments():
         fg.sample_directions(theta, 1, "sphere")
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("kind", fg.DIRECTIONS)
-@pytest.mark.parametrize("directions", [1, 3])
-def test_layerwise_forward_gradient_equals_the_torch_func_estimate(activation, kind, directions):
+def assert_layerwise_equals_torch_func(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, kind: str,
+                                       directions: int) -> None:
     """Same draws, same phi as projected_forward_gradient (torch.func.jvp), and the generator ends in the same state."""
-    torch.manual_seed(0)
-    model = models.mlp([6, 5, 4, 3], activation=activation).double()
-    x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 3, (8,))
     loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, x, y)
     reference_gen, gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     loss, phi = fg.projected_forward_gradient(loss_of, fg.model_parameters(model), kind=kind, generator=reference_gen,
@@ -95,6 +90,17 @@ def test_layerwise_forward_gradient_equals_the_torch_func_estimate(activation, k
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, phi[name], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(torch.randn(3, generator=gen), torch.randn(3, generator=reference_gen))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("kind", fg.DIRECTIONS)
+@pytest.mark.parametrize("directions", [1, 3])
+def test_layerwise_forward_gradient_equals_the_torch_func_estimate(activation, kind, directions):
+    """Same draws, same phi as projected_forward_gradient (torch.func.jvp), and the generator ends in the same state."""
+    torch.manual_seed(0)
+    model = models.mlp([6, 5, 4, 3], activation=activation).double()
+    x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 3, (8,))
+    assert_layerwise_equals_torch_func(model, x, y, kind, directions)
 
 
 @pytest.mark.parametrize("directions", [1, 3])
@@ -141,16 +147,7 @@ def test_layers_applied_in_place_in_pieces_equal_the_torch_func_estimate(monkeyp
     torch.manual_seed(1)
     model = models.mlp([16, 16, 32, 24, 3], activation=activation).double()
     x, y = torch.randn(10, 16, dtype=torch.float64), torch.randint(0, 3, (10,))
-    loss_of = fg.module_loss(model, torch.nn.functional.cross_entropy, x, y)
-    reference_gen, gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    loss, phi = fg.projected_forward_gradient(loss_of, fg.model_parameters(model), kind=kind, generator=reference_gen,
-                                              directions=directions)
-    value = fg.layerwise_forward_gradient(model, torch.nn.functional.cross_entropy, x, y, generator=gen, kind=kind,
-                                          directions=directions)
-    torch.testing.assert_close(value, loss)
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, phi[name], rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(torch.randn(3, generator=gen), torch.randn(3, generator=reference_gen))
+    assert_layerwise_equals_torch_func(model, x, y, kind, directions)
 
 
 def test_forward_pass_holds_two_activation_buffers():
