@@ -3,6 +3,8 @@ recomputes it, and each notebook lists the runs it computed or reused."""
 
 import json
 import shutil
+import threading
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -144,6 +146,33 @@ def test_reuse_false_always_computes(tmp_path, counted):
         paper_d.run_dladmm(_images(), WIDTHS, iterations=2, reuse=False)
     assert len(counted) == 2
     assert not (tmp_path / ".runs").exists()
+
+
+def test_notebooks_side_by_side_compute_a_run_once(tmp_path):
+    """Two notebooks (threads here; processes under --jobs) reach the same run together: one computes it while
+    the other waits on the run's lock, then reuses the stored history."""
+    caches = [run_cache.RunCache(tmp_path / ".runs", tmp_path / name / run_cache.LOG, name) for name in ("D1", "D5")]
+    key = {"solver": "a slow run", "iterations": 1, "seed": 0}
+    started, computed = threading.Barrier(2), []
+
+    def compute() -> pd.DataFrame:
+        computed.append(threading.current_thread().name)
+        time.sleep(0.5)  # long enough for the other thread to find the lock held
+        return pd.DataFrame({"iteration": [1], "loss": [0.25]})
+
+    def use(cache: run_cache.RunCache) -> None:
+        started.wait()
+        cache.history(key, compute)
+
+    threads = [threading.Thread(target=use, args=(cache,), name=cache.notebook) for cache in caches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computed) == 1
+    statuses = sorted(run["status"] for cache in caches for run in cache.used)
+    assert statuses == ["computed", "reused"]
+    assert all(run["computed_by"] == computed[0] for cache in caches for run in cache.used)
 
 
 def test_notebook_setup_shares_runs_beside_its_output(tmp_path):

@@ -8,17 +8,21 @@ defining the solver's class and the classes of its settings, ``models``, ``probl
 (the run loop), with every package module these import, transitively (imports inside functions too).
 Editing another module (Frank-Wolfe's, for a dlADMM run) keeps the stored runs. The history goes to
 ``<output>/.runs/<key>.json``; each notebook lists the runs it computed or reused in
-``<output>/<id>/runs.json``, which the pipeline copies into the notebook's manifest. A solver whose
+``<output>/<id>/runs.json``, which the pipeline copies into the notebook's manifest. Notebooks running side
+by side (``--jobs``) compute a run once too: the first to reach it holds ``<key>.lock`` (``flock``, released by
+the kernel if its process dies) and the others wait for its history. A solver whose
 settings hold an object without a stable description (a function, say) is never cached: its runs are
 always computed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -127,16 +131,26 @@ class RunCache:
     used: list[dict[str, Any]] = field(default_factory=list)
 
     def history(self, key: dict[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        """The stored history of ``key``, else ``compute()``'s, stored."""
+        """The stored history of ``key``, else ``compute()``'s, stored; while another notebook computes the
+        same run, wait for it."""
         name = key_name(key)
         path = self.folder / f"{name}.json"
         if path.exists():
-            stored = json.loads(path.read_text())
-            frame = pd.DataFrame(stored["history"], columns=stored["columns"])
-            self._note(name, key, "reused", stored["computed_by"])
-            return frame
-        frame = compute()
+            return self._reuse(name, key, path)
         self.folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.folder / f"{name}.lock", name):
+            if path.exists():  # computed by the notebook this one waited for
+                return self._reuse(name, key, path)
+            return self._compute(name, key, path, compute)
+
+    def _reuse(self, name: str, key: dict[str, Any], path: Path) -> pd.DataFrame:
+        stored = json.loads(path.read_text())
+        self._note(name, key, "reused", stored["computed_by"])
+        return pd.DataFrame(stored["history"], columns=stored["columns"])
+
+    def _compute(self, name: str, key: dict[str, Any], path: Path, compute: Callable[[], pd.DataFrame]
+                 ) -> pd.DataFrame:
+        frame = compute()
         record = {"key": key, "computed_by": self.notebook, "columns": list(frame.columns),
                   "history": frame.to_dict("list")}
         partial = path.with_suffix(f".{os.getpid()}.tmp")
@@ -150,6 +164,21 @@ class RunCache:
                           "solver": key["solver"], "iterations": key["iterations"], "seed": key["seed"]})
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.write_text(json.dumps(self.used, indent=2) + "\n")
+
+
+@contextmanager
+def _exclusive(path: Path, name: str) -> Iterator[None]:
+    """Hold ``flock`` on ``path`` for the block, waiting (and saying so) while another process holds it."""
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"run {name}: another notebook is computing it; waiting for its history", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 _active: RunCache | None = None
