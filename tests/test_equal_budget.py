@@ -19,6 +19,7 @@ from beyond_backprop.experiments import equal_budget as eb
 from beyond_backprop.experiments.equal_budget import memory, runs
 from beyond_backprop.experiments.equal_budget import ranking as lb
 from beyond_backprop.optim.gradient import TorchOptimizer
+from beyond_backprop.optim.solver import evaluate
 from beyond_backprop.optim.minibatch import Minibatch
 from beyond_backprop.optim.stochastic import MinibatchMLP
 from beyond_backprop.problem import Problem, Split
@@ -351,3 +352,28 @@ def test_report_embeds_the_leaderboard_of_a_complete_run(tmp_path):
     assert "## X1 leaderboard" in text and "| 1 | A | 0.800 ± 0.000 |" in text
     (folder / "manifest.json").write_text(json.dumps({"status": "failed"}))
     assert "## X1 leaderboard" not in report.render_report(tmp_path, "quick")
+
+
+def test_a_sampled_training_score_trains_on_every_row_and_scores_only_the_sample():
+    """At full size X1 scores the training accuracy on a fixed sample; the steps still see every row, the
+    test split is scored whole, and the sampled accuracy is the brute-force accuracy on exactly those rows."""
+    g = torch.Generator().manual_seed(0)
+    x, labels = torch.randn(200, 5, generator=g), torch.randint(0, 3, (200,), generator=g)
+    full = Problem(Split(x, labels), {"test": Split(x[:50], labels[:50])})
+    sampled = eb.tasks.score_on_sample(full, 40)
+    solver = TorchOptimizer(lambda p: models.mlp([5, 8, 3]), "adam", lr=0.05)
+    states = [solver.init(p, torch.Generator().manual_seed(1)) for p in (full, sampled)]
+    for _ in range(3):
+        states = [solver.step(state, p) for state, p in zip(states, (full, sampled))]
+    for a, b in zip(states[0].model.parameters(), states[1].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same steps: every row trained on
+    on_full, on_sample = (evaluate(solver, state, p) for state, p in zip(states, (full, sampled)))
+    rows = sampled.scored
+    assert rows.shape == (40,) and rows.unique().numel() == 40
+    expected = (states[0].model(x[rows]).argmax(1) == labels[rows]).float().mean()
+    torch.testing.assert_close(on_sample["train_accuracy"], expected)
+    torch.testing.assert_close(on_sample["test_accuracy"], on_full["test_accuracy"])
+    assert not torch.equal(on_sample["train_loss"], on_full["train_loss"])  # scored on 40 rows, not 200
+    assert torch.equal(eb.tasks.score_on_sample(full, 40).scored, rows)  # the same rows for every run
+    assert eb.tasks.score_on_sample(full, 0) is full and eb.tasks.score_on_sample(full, 200) is full
+    assert "(accuracy on 40 of them)" in eb.Task("fashion-mnist", "M", sampled).label
