@@ -19,8 +19,8 @@ from beyond_backprop.experiments import equal_budget as eb
 from beyond_backprop.experiments.equal_budget import memory, runs
 from beyond_backprop.experiments.equal_budget import ranking as lb
 from beyond_backprop.optim.gradient import TorchOptimizer
-from beyond_backprop.optim.solver import evaluate
 from beyond_backprop.optim.minibatch import Minibatch
+from beyond_backprop.optim.solver import evaluate
 from beyond_backprop.optim.stochastic import MinibatchMLP
 from beyond_backprop.problem import Problem, Split
 
