@@ -368,12 +368,12 @@ def test_a_sampled_training_score_trains_on_every_row_and_scores_only_the_sample
     for a, b in zip(states[0].model.parameters(), states[1].model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same steps: every row trained on
     on_full, on_sample = (evaluate(solver, state, p) for state, p in zip(states, (full, sampled)))
-    rows = sampled.scored
+    rows = sampled.train_scored
     assert rows.shape == (40,) and rows.unique().numel() == 40
     expected = (states[0].model(x[rows]).argmax(1) == labels[rows]).float().mean()
     torch.testing.assert_close(on_sample["train_accuracy"], expected)
     torch.testing.assert_close(on_sample["test_accuracy"], on_full["test_accuracy"])
     assert not torch.equal(on_sample["train_loss"], on_full["train_loss"])  # scored on 40 rows, not 200
-    assert torch.equal(eb.tasks.score_on_sample(full, 40).scored, rows)  # the same rows for every run
+    assert torch.equal(eb.tasks.score_on_sample(full, 40).train_scored, rows)  # the same rows for every run
     assert eb.tasks.score_on_sample(full, 0) is full and eb.tasks.score_on_sample(full, 200) is full
     assert "(accuracy on 40 of them)" in eb.Task("fashion-mnist", "M", sampled).label

@@ -125,6 +125,11 @@ def test_split_and_problem_check_their_data():
     problem = separable()
     assert problem.classes == 3 and problem.onehot.shape == (60, 3)
     assert torch.equal(problem.onehot.argmax(1), problem.y)
+    with pytest.raises(ValueError, match="invalid train_scored"):
+        Problem(problem.train, train_scored=torch.zeros(2, 2, dtype=torch.long))
+    graph = Split(problem.train.inputs, problem.train.labels, index=torch.arange(10))
+    with pytest.raises(ValueError, match="invalid train_scored"):
+        Problem(graph, train_scored=torch.arange(5))
 
 
 def gradient_solver(problem: Problem) -> TorchOptimizer:

@@ -44,17 +44,21 @@ class Problem:
     """The data of one training problem: the training split, further splits to evaluate, and for a
     graph model the propagation matrix ``adjacency`` (sparse, N×N over ``train.inputs``' rows).
 
-    ``x`` and ``y`` are the training rows and their labels, computed once.
+    ``x`` and ``y`` are the training rows and their labels, computed once. ``train_scored`` (an MLP's
+    problem only) names the training rows its training loss and accuracy are scored on; every row is trained on.
     """
 
     train: Split
     evaluate: Mapping[str, Split] = field(default_factory=dict)
     adjacency: torch.Tensor | None = None
     classes: int = 0
+    train_scored: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if "train" in self.evaluate:
             raise ValueError("invalid evaluate split name 'train'; the training split is always evaluated")
+        if self.train_scored is not None and (self.train_scored.dim() != 1 or self.train.index is not None):
+            raise ValueError("invalid train_scored: expected a 1-d tensor of row indices of an MLP's training split")
         if self.classes <= 0:
             labels = [self.train.labels, *(s.labels for s in self.evaluate.values())]
             object.__setattr__(self, "classes", int(max(int(t.max()) for t in labels)) + 1)
@@ -74,10 +78,17 @@ class Problem:
         """One-hot training labels (float, like ``x``)."""
         return torch.nn.functional.one_hot(self.y, self.classes).to(self.x.dtype)
 
+    @cached_property
+    def scored_train(self) -> Split:
+        """The training split, restricted to ``train_scored`` when it is set."""
+        if self.train_scored is None:
+            return self.train
+        return Split(self.train.inputs[self.train_scored], self.train.labels[self.train_scored])
+
     @property
     def splits(self) -> dict[str, Split]:
-        """``train`` and every evaluated split, in that order."""
-        return {"train": self.train, **self.evaluate}
+        """``train`` (its scored rows) and every evaluated split, in that order."""
+        return {"train": self.scored_train, **self.evaluate}
 
     @property
     def device(self) -> torch.device:
