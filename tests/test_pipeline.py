@@ -306,6 +306,8 @@ def test_kernels_of_parallel_workers_see_one_torch_thread_unless_the_user_chose(
     assert run(capsys, "Z8", "Z9", "--jobs", "2", "--output", str(output), "--device", "cpu")[0] == 0
     for notebook_id in ("Z8", "Z9"):
         assert json.loads((output / notebook_id / "claims.json").read_text())["claims"][0]["measured"] == expected
+        manifest = json.loads((output / notebook_id / "manifest.json").read_text())
+        assert manifest["device_name"].endswith(f", {expected} threads)")  # the kernel's threads, not the runner's
 
 
 def test_parallel_workers_get_one_thread_unless_the_user_chose(fixture_catalogue, capsys, monkeypatch):

@@ -190,9 +190,9 @@ def execute(job: Job) -> Outcome:
         (logs / f"{job.entry.id}.log").write_text(message + "\n\n" + log_text)
         (job.output / "claims.json").unlink(missing_ok=True)
     manifest = environment_manifest(resolve_device(job.parameters["device"]), job.parameters["seed"],
-                                    notebook=job.entry.id, status=status, minutes=round(minutes, 3),
-                                    message=message, parameters=job.parameters, fingerprint=job.fingerprint,
-                                    shared_runs=run_cache.read_log(job.output))
+                                    threads=kernel_threads(), notebook=job.entry.id, status=status,
+                                    minutes=round(minutes, 3), message=message, parameters=job.parameters,
+                                    fingerprint=job.fingerprint, shared_runs=run_cache.read_log(job.output))
     (job.output / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return Outcome(job.entry.id, status, minutes, message)
 
@@ -295,6 +295,16 @@ def run_jobs(jobs: list[Job], workers: int) -> tuple[list[Outcome], bool]:
             interrupted = True
     order = {job.entry.id: i for i, job in enumerate(jobs)}
     return sorted(outcomes, key=lambda o: order[o.id]), interrupted
+
+
+def kernel_threads() -> int | None:
+    """The torch threads a kernel started now is given by the thread variables (torch reads ``OMP_NUM_THREADS``
+    first), or None when neither is set (torch's default, this process's count)."""
+    for name in THREAD_ENVS:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
 
 
 def thread_environment(workers: int) -> None:

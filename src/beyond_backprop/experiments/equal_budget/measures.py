@@ -110,7 +110,8 @@ def unequal(final: pd.DataFrame, methods: Sequence[str]) -> str:
         return ""
     worst = part.groupby("method").agg(flag=("flag", "first"), steps=("steps", "min"), seconds=("seconds", "max"))
     listed = ", ".join(f"{m} {r.flag} ({r.steps} steps, {r.seconds:.3g} s)" for m, r in worst.iterrows())
-    return f"not at equal time at this budget: {listed}; a larger budget (--profile full) is needed"
+    return (f"not at equal time at this budget: {listed}; a larger budget per run is needed "
+            "(parameters image_seconds, graph_seconds)")
 
 
 def x1_claims(comparison: Comparison, final: pd.DataFrame, skipped: Mapping[str, str], *,
