@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import platform
 import shutil
 import time
 import traceback
@@ -16,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -25,7 +26,10 @@ from .data.sources import DOWNLOAD_ENV, DataCorrupt, DataMissing, resolve
 from .executed_notebook import tidy_executed
 from .experiments import run_cache
 from .results import FAILED
-from .runtime import environment_manifest, project_root, resolve_device
+from .runtime import device_name, environment_manifest, project_root, resolve_device
+
+if TYPE_CHECKING:
+    import torch
 
 NOTEBOOKS = project_root(Path(__file__).resolve().parent) / "notebooks"
 COMMON_PARAMETERS = ("profile", "device", "seed", "data_dir", "output_dir")
@@ -190,7 +194,8 @@ def execute(job: Job) -> Outcome:
         (logs / f"{job.entry.id}.log").write_text(message + "\n\n" + log_text)
         (job.output / "claims.json").unlink(missing_ok=True)
     manifest = environment_manifest(resolve_device(job.parameters["device"]), job.parameters["seed"],
-                                    threads=kernel_threads(), notebook=job.entry.id, status=status,
+                                    device_name=kernel_device_name(resolve_device(job.parameters["device"])),
+                                    notebook=job.entry.id, status=status,
                                     minutes=round(minutes, 3), message=message, parameters=job.parameters,
                                     fingerprint=job.fingerprint, shared_runs=run_cache.read_log(job.output))
     (job.output / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
@@ -305,6 +310,15 @@ def kernel_threads() -> int | None:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return None
+
+
+def kernel_device_name(device: torch.device) -> str:
+    """:func:`~beyond_backprop.runtime.device_name` as the kernel saw it: on the CPU, with the thread count the
+    thread variables gave the kernel (this process may have more)."""
+    threads = kernel_threads()
+    if device.type != "cpu" or threads is None:
+        return device_name(device)
+    return f"CPU ({platform.machine()}, {threads} threads)"
 
 
 def thread_environment(workers: int) -> None:

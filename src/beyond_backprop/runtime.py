@@ -240,19 +240,16 @@ def git_revision(root: Path | None = None) -> str:
     return git_state(root)[0]
 
 
-def device_name(device: torch.device | str, threads: int | None = None) -> str:
-    """A human name for the device: the GPU model, or the CPU and its thread count (``threads``, or this
-    process's torch threads)."""
+def device_name(device: torch.device | str) -> str:
+    """A human name for the device: the GPU model, or the CPU and its thread count."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.machine()}, {threads or torch.get_num_threads()} threads)"
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def environment_manifest(device: torch.device | str, seed: int, *, threads: int | None = None,
-                         **extra: Any) -> dict[str, Any]:
-    """Versions, device (with ``threads``, see :func:`device_name`), seed, git revision (and uncommitted code
-    files) and time: what a result depends on."""
+def environment_manifest(device: torch.device | str, seed: int, **extra: Any) -> dict[str, Any]:
+    """Versions, device, seed, git revision (and uncommitted code files) and time: what a result depends on."""
     import pandas
     import scipy
 
@@ -265,7 +262,7 @@ def environment_manifest(device: torch.device | str, seed: int, *, threads: int 
         "pandas": pandas.__version__,
         "platform": platform.platform(),
         "device": str(torch.device(device)),
-        "device_name": device_name(device, threads),
+        "device_name": device_name(device),
         "cuda": torch.version.cuda,
         "seed": seed,
         "git_revision": revision,
