@@ -240,7 +240,7 @@ CATALOGUE: tuple[Entry, ...] = (
                             "practitioner_batch": 256, "image_seconds": 4.0, "graph_seconds": 5.0, "max_steps": 0,
                             "seeds": 3, "points": 4, "resolution": 40},
                   # full: the training accuracy scored on 10,000 of the 60,000 images and 25 evaluations before the
-                  # target (0.6 s resolution): scoring every image 100 times a run took a CPU hours (README, X1)
+                  # target (0.6 s resolution): scoring every image 100 times a run took CPU hours (README, X1)
                   "full": {"train_size": 0, "test_size": 0, "train_scored": 10000, "width": 1000, "graph_width": 100,
                            "gcn_hidden": 128, "batch": 1024, "practitioner_batch": 256, "image_seconds": 15.0,
                            "graph_seconds": 8.0, "max_steps": 0, "seeds": 5, "points": 8, "resolution": 25}},

@@ -193,11 +193,11 @@ def execute(job: Job) -> Outcome:
         logs.mkdir(exist_ok=True)
         (logs / f"{job.entry.id}.log").write_text(message + "\n\n" + log_text)
         (job.output / "claims.json").unlink(missing_ok=True)
-    manifest = environment_manifest(resolve_device(job.parameters["device"]), job.parameters["seed"],
-                                    device_name=kernel_device_name(resolve_device(job.parameters["device"])),
-                                    notebook=job.entry.id, status=status,
-                                    minutes=round(minutes, 3), message=message, parameters=job.parameters,
-                                    fingerprint=job.fingerprint, shared_runs=run_cache.read_log(job.output))
+    device = resolve_device(job.parameters["device"])
+    manifest = environment_manifest(device, job.parameters["seed"], device_name=kernel_device_name(device),
+                                    notebook=job.entry.id, status=status, minutes=round(minutes, 3),
+                                    message=message, parameters=job.parameters, fingerprint=job.fingerprint,
+                                    shared_runs=run_cache.read_log(job.output))
     (job.output / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return Outcome(job.entry.id, status, minutes, message)
 
