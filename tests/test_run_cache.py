@@ -15,6 +15,7 @@ from test_pipeline import fixture_catalogue, make_notebook, run  # noqa: F401 (a
 from beyond_backprop import catalogue, data, notebook, pipeline, report
 from beyond_backprop.experiments import paper_d, run_cache
 from beyond_backprop.optim.dladmm import PAPER
+from beyond_backprop.optim.gradient import MLPBuilder
 
 WIDTHS = [6, 5, 5, 3]
 
@@ -138,6 +139,32 @@ def test_without_an_active_cache_or_a_describable_solver_every_run_is_computed(t
         paper_d.run_dladmm(_images(), WIDTHS, iterations=2)
     assert len(counted) == 2
     assert run_cache.solver_description(paper_d.TorchOptimizer(lambda p: None, "adam", lr=1e-3)) is None
+
+
+def test_the_gradient_baselines_of_d2_are_cached_like_its_admm_runs(tmp_path, monkeypatch):
+    computed = []
+    original = paper_d.run_history
+    monkeypatch.setattr(paper_d, "run_history", lambda *a, **k: computed.append(a[0]) or original(*a, **k))
+    run_cache.activate(tmp_path / "D2", "D2")
+    try:
+        first = paper_d.accuracy_comparison(_images(), WIDTHS, iterations=2)
+        second = paper_d.accuracy_comparison(_images(), WIDTHS, iterations=2)
+    finally:
+        run_cache.deactivate()
+    assert sorted(type(s).__name__ for s in computed) == ["DLADMM", "TaylorADMM"] + ["TorchOptimizer"] * 4
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert len(list((tmp_path / ".runs").glob("*.json"))) == 6
+
+
+def test_an_mlp_builder_of_other_widths_is_another_run():
+    problem = _images().problem(3)
+
+    def key(widths):
+        solver = paper_d.TorchOptimizer(MLPBuilder(widths), "adam", lr=1e-3)
+        return run_cache.run_key(solver, problem, iterations=2, seed=0, evaluate_every=1)
+
+    assert key((6, 5, 5, 3)) == key((6, 5, 5, 3))
+    assert key((6, 5, 5, 3)) != key((6, 4, 4, 3))
 
 
 def test_reuse_false_always_computes(tmp_path, counted):

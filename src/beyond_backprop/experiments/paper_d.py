@@ -23,7 +23,7 @@ from ..optim.admm_taylor import TaylorADMM
 from ..optim.dladmm import DLADMM, OFFICIAL, PAPER, DLADMMOptions
 from ..optim import dladmm_gcn
 from ..optim.dladmm_gcn import DLADMMGCN
-from ..optim.gradient import TorchOptimizer
+from ..optim.gradient import MLPBuilder, TorchOptimizer
 from ..optim.solver import Solver, run_history
 from ..problem import Problem, Split
 from . import run_cache
@@ -133,7 +133,7 @@ def accuracy_comparison(images: data.ImageData, widths: list[int], *, iterations
     :func:`run_history` (the last iteration is always evaluated)."""
     solvers: dict[str, Solver] = {names.DLADMM: DLADMM(widths, options=PAPER)}
     for name, lr in BASELINES.items():
-        solvers[names.OPTIMIZERS[name]] = TorchOptimizer(lambda _: models.mlp(widths), name, lr=lr,
+        solvers[names.OPTIMIZERS[name]] = TorchOptimizer(MLPBuilder(tuple(widths)), name, lr=lr,
                                                          reduction="sum" if name == "gd" else "mean")
     solvers[names.TAYLOR_ADMM] = TaylorADMM(widths, rho=taylor_rho)
     problem = images.problem(widths[-1])

@@ -10,7 +10,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from ..models import init_normal_
+from ..models import init_normal_, mlp
 from ..problem import Problem, Split
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -28,6 +28,18 @@ class GradientState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     k: int = 0
+
+
+@dataclass(frozen=True)
+class MLPBuilder:
+    """Builds ``models.mlp(widths)`` for any problem: a ``build`` for :class:`TorchOptimizer` with a stable
+    description (a lambda has none), so the run cache can key and reuse its runs."""
+
+    widths: tuple[int, ...]
+
+    def __call__(self, problem: Problem) -> nn.Sequential:
+        """A fresh, uninitialised MLP of ``widths``."""
+        return mlp(list(self.widths))
 
 
 ModelState = TypeVar("ModelState")
